@@ -1,0 +1,1 @@
+"""Bot4 features package."""

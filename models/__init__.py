@@ -1,0 +1,1 @@
+"""Bot4 models package."""
