@@ -1,1 +1,1 @@
-"""Bot4 quality package."""
+"""Data quality: cheap per-event contracts applied in the flows, and (later) Great Expectations suites."""

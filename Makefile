@@ -1,0 +1,59 @@
+# Bot4: the README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint unit integration services-up services-down services-status bench clean
+
+install: $(VENV)/.installed
+
+# The lock pins the whole transitive set, so CI and a fresh machine install what was tested.
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	$(BIN)/pip check
+	touch $@
+
+## make demo: replay bundled real market data through the flows on the embedded store (no servers).
+demo: install
+	$(BIN)/bot4 demo
+
+## make test: lint, type checks, architecture contracts, no-fakes gate, then every test against
+## the real Kafka, PostgreSQL and Redis that this target starts and stops.
+test: install lint
+	@set -e; bash infra/services.sh up; \
+	trap 'bash infra/services.sh down' EXIT; \
+	$(BIN)/pytest -p no:cacheprovider --cov --cov-report=term $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python .ci/no_fakes.py
+
+unit: install
+	$(BIN)/pytest -p no:cacheprovider -m "not integration" $(PYTEST_ARGS)
+
+integration: install
+	@set -e; bash infra/services.sh up; trap 'bash infra/services.sh down' EXIT; \
+	$(BIN)/pytest -p no:cacheprovider -m integration $(PYTEST_ARGS)
+
+services-up: install
+	bash infra/services.sh up
+
+services-down:
+	bash infra/services.sh down
+
+services-status:
+	bash infra/services.sh status
+
+bench: install
+	@set -e; bash infra/services.sh up; trap 'bash infra/services.sh down' EXIT; \
+	$(BIN)/python benchmarks/bench_ingest.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,151 @@
+"""The ``bot4`` command line: settings, database, topics, ingestion and storage.
+
+Every command reads the settings once (``BOT4_*`` and ``BOT4_CONFIG_FILE``); a bad setting stops
+it at once with the field and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from core.errors import Bot4Error
+from flows.settings import Bot4Settings, load_settings, masked_dump
+
+app = typer.Typer(help="Bot4: streaming crypto trading on Bytewax and Kafka.", no_args_is_help=True)
+config_app = typer.Typer(help="Settings.", no_args_is_help=True)
+db_app = typer.Typer(help="PostgreSQL schema.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+app.add_typer(topics_app, name="topics")
+
+console = Console(stderr=True)
+
+
+def _settings() -> Bot4Settings:
+    try:
+        return load_settings()
+    except Bot4Error as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings as JSON, secrets masked."""
+    typer.echo(json.dumps(masked_dump(_settings()), indent=2, default=str))
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending SQL migrations (TimescaleDB parts only where the extension exists)."""
+    from flows.storage.migrate import migrate
+
+    applied = migrate(_settings().postgres.conninfo())
+    if not applied:
+        typer.echo("schema is up to date")
+    for a in applied:
+        typer.echo(f"applied {a.version:04d}_{a.name} ({a.variant})")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List applied migrations."""
+    from flows.storage.migrate import status
+
+    for version, name, variant in status(_settings().postgres.conninfo()):
+        typer.echo(f"{version:04d}_{name} ({variant})")
+
+
+@topics_app.command("ensure")
+def topics_ensure() -> None:
+    """Create the topics of infra/topics.toml that do not exist yet."""
+    from flows.topics import ensure_topics, load_topics
+
+    settings = _settings()
+    created = ensure_topics(settings.kafka.bootstrap, load_topics(settings.kafka.topics_file))
+    typer.echo(f"created: {', '.join(created) if created else 'nothing (all exist)'}")
+
+
+def _run(flow: object, workers: int, recovery_dir: Path | None) -> None:
+    from bytewax.recovery import RecoveryConfig
+    from bytewax.run import cli_main
+
+    recovery = None
+    if recovery_dir is not None:
+        _ensure_recovery_dir(recovery_dir, workers)
+        recovery = RecoveryConfig(str(recovery_dir))
+    cli_main(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=1), recovery_config=recovery)
+
+
+def _ensure_recovery_dir(path: Path, partitions: int) -> None:
+    from bytewax.recovery import init_db_dir
+
+    if not any(path.glob("part-*.sqlite3")):
+        path.mkdir(parents=True, exist_ok=True)
+        init_db_dir(path, partitions)
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Recorded files to replay (any format in shared/data).")],
+    speed: Annotated[float | None, typer.Option(help="Replay speed vs real time (omit: as fast as possible).")] = None,
+    store: Annotated[bool, typer.Option(help="Then drain md.* topics into PostgreSQL.")] = True,
+    workers: Annotated[int, typer.Option(min=1, help="Bytewax workers in this process.")] = 1,
+) -> None:
+    """Replay recorded market data into the md.* Kafka topics (and, by default, into PostgreSQL)."""
+    from flows.ingest import replay_flow
+
+    settings = _settings()
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        console.print(f"[red]no such file: {', '.join(missing)}[/red]")
+        raise typer.Exit(2)
+    started = time.monotonic()
+    _run(replay_flow(files, speed=speed, settings=settings), workers, None)
+    console.print(f"replayed {len(files)} file(s) into Kafka in {time.monotonic() - started:.1f}s")
+    if store:
+        _drain(settings, workers)
+
+
+def _drain(settings: Bot4Settings, workers: int) -> None:
+    from flows.store import store_flow
+
+    started = time.monotonic()
+    _run(store_flow(settings, tail=False), workers, settings.data_dir / "recovery" / "store")
+    console.print(f"stored md.* topics into PostgreSQL in {time.monotonic() - started:.1f}s")
+
+
+@app.command("store")
+def store_cmd(
+    drain: Annotated[bool, typer.Option(help="Stop at the end of the topics instead of following them.")] = False,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Run the storage flow (md.* topics -> contracts -> PostgreSQL, refusals -> dlq.v1) with recovery."""
+    from flows.store import store_flow
+
+    settings = _settings()
+    if drain:
+        _drain(settings, workers)
+    else:
+        _run(store_flow(settings, tail=True), workers, settings.data_dir / "recovery" / "store")
+
+
+def main() -> None:
+    try:
+        app()
+    except Bot4Error as exc:
+        console.print(f"[red]{exc}[/red]")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

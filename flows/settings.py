@@ -1,0 +1,188 @@
+"""Bot4 settings, composed once at start-up from ``BOT4_*`` environment variables and an
+optional TOML config file.
+
+Nested fields use ``__``: ``BOT4_KAFKA__BOOTSTRAP=127.0.0.1:29092``,
+``BOT4_POSTGRES__PASSWORD=...``. ``BOT4_CONFIG_FILE=path.toml`` adds a file whose tables mirror
+the sections (``[kafka]``, ``[postgres]``...). Precedence: explicit arguments, then the
+environment, then the file, then the defaults. A bad value fails here, at start-up, naming the
+field and the reason (:func:`load_settings` turns pydantic's error into a
+:class:`~core.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.config import StrictConfig
+from core.errors import ConfigError
+
+Mode = Literal["backtest", "paper", "shadow", "live"]
+
+
+class KafkaSettings(StrictConfig):
+    """Where the broker is and how Bot4 produces to it."""
+
+    bootstrap: str = "127.0.0.1:29092"
+    client_id: str = "bot4"
+    #: librdkafka batching: larger batches raise throughput, cost a little latency.
+    linger_ms: int = Field(default=20, ge=0, le=1000)
+    batch_size: int = Field(default=1_000_000, ge=1)
+    compression: Literal["none", "lz4", "zstd", "snappy", "gzip"] = "lz4"
+    topics_file: Path | None = None
+    #: Prepended to every topic name (isolates tests or tenants sharing one broker).
+    topic_prefix: str = ""
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        for part in value.split(","):
+            host, sep, port = part.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"bootstrap entry {part!r} is not host:port")
+        return value
+
+
+class PostgresSettings(StrictConfig):
+    """PostgreSQL (TimescaleDB where the extension exists) holding the history."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25432, ge=1, le=65535)
+    dbname: str = "bot4"
+    user: str = "postgres"
+    password: SecretStr = SecretStr("")
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "disable"
+
+    def conninfo(self) -> str:
+        """libpq connection string (the password is included: never log it)."""
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "dbname": self.dbname,
+            "user": self.user,
+            "sslmode": self.sslmode,
+        }
+        if self.password.get_secret_value():
+            parts["password"] = self.password.get_secret_value()
+        return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+class RedisSettings(StrictConfig):
+    """Redis, Feast's online store outside the embedded demo."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=26379, ge=1, le=65535)
+    password: SecretStr = SecretStr("")
+
+
+class QualitySettings(StrictConfig):
+    """Per-event contracts applied in the flows before anything is stored."""
+
+    #: Instrument keys (``exchange:SYMBOL``) accepted; empty means any key is accepted.
+    known_symbols: tuple[str, ...] = (
+        "binance:BTC/USDT",
+        "binance:ETH/USDT",
+        "binanceusdm:BTC/USDT:USDT",
+        "binance:XRP/ETH",
+        "binance:ETH/BTC",
+        "ftx:BTC/USD:USD",
+    )
+    #: How far back in event time a trade may arrive (per key) before it is out of order.
+    max_backwards_ms: int = Field(default=5_000, ge=0)
+    #: How many recent trade ids per key are remembered to catch duplicates.
+    dedup_window: int = Field(default=100_000, ge=1)
+
+
+class ExchangeSettings(StrictConfig):
+    """Exchange access. Keys are only read when a live or testnet venue is configured."""
+
+    api_key: SecretStr = SecretStr("")
+    api_secret: SecretStr = SecretStr("")
+    testnet: bool = True
+    live_trading_enabled: bool = False
+
+
+class StorageSettings(StrictConfig):
+    """How the PostgreSQL sink batches its writes."""
+
+    batch_rows: int = Field(default=5_000, ge=1)
+    flush_interval_ms: int = Field(default=500, ge=1)
+
+
+class Bot4Settings(BaseSettings):
+    """Every setting of a Bot4 process. Frozen: read once, passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BOT4_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    mode: Mode = "paper"
+    data_dir: Path = Path("out")
+    metrics_port: int = Field(default=29100, ge=0, le=65535)
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    redis: RedisSettings = RedisSettings()
+    quality: QualitySettings = QualitySettings()
+    exchange: ExchangeSettings = ExchangeSettings()
+    storage: StorageSettings = StorageSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Values from the TOML file named by ``BOT4_CONFIG_FILE`` (absent: contributes nothing)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data().get(field_name), field_name, False
+
+    def _data(self) -> dict[str, Any]:
+        path = os.environ.get("BOT4_CONFIG_FILE")
+        if not path:
+            return {}
+        try:
+            with open(path, "rb") as fh:
+                return tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"BOT4_CONFIG_FILE={path!r}: file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"BOT4_CONFIG_FILE={path!r}: not valid TOML: {exc}") from None
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data()
+
+
+def load_settings(**overrides: Any) -> Bot4Settings:
+    """Build the settings or raise :class:`ConfigError` naming each bad field and why."""
+    try:
+        return Bot4Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid Bot4 settings: {problems}") from None
+
+
+def masked_dump(settings: Bot4Settings) -> dict[str, Any]:
+    """Effective settings as plain data with every secret shown as ``**********``."""
+    return settings.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""PostgreSQL / TimescaleDB storage: forward-only migrations and idempotent batched sinks."""
