@@ -42,10 +42,12 @@ class Violation:
 
 
 def _positive(value: Decimal, what: str) -> Violation | None:
+    """``what`` is "<record> <field>"; the reason code names the field, e.g. ``price_not_positive``."""
+    field_name = what.rsplit(maxsplit=1)[-1]
     if not value.is_finite():
-        return Violation(f"{what.split()[-1]}_not_finite", f"{what} {value} must be a finite number")
+        return Violation(f"{field_name}_not_finite", f"{what} {value} must be a finite number")
     if value <= _ZERO:
-        return Violation(f"{what.split()[-1]}_not_positive", f"{what} {value} must be > 0")
+        return Violation(f"{field_name}_not_positive", f"{what} {value} must be > 0")
     return None
 
 
