@@ -139,6 +139,42 @@ def store_cmd(
         _run(store_flow(settings, tail=True), workers, settings.data_dir / "recovery" / "store")
 
 
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the store and summary go.")] = Path("out/demo"),
+) -> None:
+    """Replay the bundled real sample through the flows into the embedded store; print a summary."""
+    from rich.table import Table
+
+    from flows.demo import run_demo
+
+    summary = run_demo(out)
+    table = Table(title="Bot4 demo: bundled Binance spot capture (2024-08-08 23:54-00:00 UTC)")
+    for col in ("instrument", "trades", "open", "high", "low", "close", "volume", "VWAP", "1m bars"):
+        table.add_column(col, justify="right" if col != "instrument" else "left")
+    for s in summary["symbols"]:
+        table.add_row(
+            s["symbol"],
+            str(s["trades"]),
+            s["open"],
+            s["high"],
+            s["low"],
+            s["close"],
+            s["volume"],
+            s["vwap"],
+            str(s["minute_bars"]),
+        )
+    out_console = Console()
+    out_console.print(table)
+    out_console.print(f"stored: {summary['tables']}")
+    out_console.print(f"dead letters by reason: {summary['dead_letters_by_reason'] or 'none'}")
+    run = summary["run"]
+    out_console.print(
+        f"{run['seconds']}s, {run['events_per_second']} events/s; store {run['store']}, summary {out / 'summary.json'}"
+    )
+    out_console.print("Not built yet: features, models, risk gate and paper trading in the demo (see README).")
+
+
 def main() -> None:
     try:
         app()
