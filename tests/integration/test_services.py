@@ -7,6 +7,7 @@ something else) this file says so directly instead of letting a flow test fail o
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,43 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from flows.topics import TopicSpec, describe_topics, diff_topic, ensure_topics, load_topics, reconcile_topics
 
 pytestmark = pytest.mark.integration
+
+# The fixed local addresses (infra/README.md). Kafka's comes from the root conftest's
+# ``kafka_bootstrap`` (BOT4_KAFKA__BOOTSTRAP, default 127.0.0.1:29092).
+PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 25432, "bot4"
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 26379
+
+
+def require_port(service: str, host: str, port: int) -> None:
+    """Fail at once, naming the command that starts the service, when nothing listens."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as exc:
+        pytest.fail(
+            f"{service} is not reachable at {host}:{port} ({exc}); expected it running: "
+            f"start it with `bash infra/services.sh up {service}`",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def live_kafka(kafka_bootstrap: str) -> str:
+    host, _, port = kafka_bootstrap.split(",", maxsplit=1)[0].rpartition(":")
+    require_port("kafka", host, int(port))
+    return kafka_bootstrap
+
+
+@pytest.fixture(scope="module")
+def live_postgres() -> str:
+    require_port("postgres", PG_HOST, PG_PORT)
+    return f"host={PG_HOST} port={PG_PORT} dbname={PG_DB} user=postgres connect_timeout=5"
+
+
+@pytest.fixture(scope="module")
+def live_redis() -> tuple[str, int]:
+    require_port("redis", REDIS_HOST, REDIS_PORT)
+    return REDIS_HOST, REDIS_PORT
 
 
 def test_every_declared_topic_exists_with_at_least_its_partitions(live_kafka: str) -> None:
