@@ -485,14 +485,16 @@ pg_datadir() {
 # Decide once where the cluster lives: under SERVICES_DIR if the postgres user can reach it and the
 # socket path stays under the 107-byte limit; otherwise /var/tmp/bot4-pg-<hash of SERVICES_DIR>.
 pg_choose_datadir() {
-  local candidate="$PG_STATE/data" reachable=1 hash
+  local candidate="$PG_STATE/data" why="" hash
   if is_root && ! runuser -u "$PG_OS_USER" -- test -x "$PG_STATE" 2>/dev/null; then
-    reachable=0
+    why="the '$PG_OS_USER' user can not traverse the parents of $PG_STATE"
+  elif ((${#candidate} > 80)); then
+    why="$candidate is longer than 80 characters, too long for the socket path"
   fi
-  if ((reachable == 0 || ${#candidate} > 80)); then
+  if [[ -n "$why" ]]; then
     hash="$(printf '%s' "$SERVICES_DIR" | sha256sum | cut -c1-12)"
     candidate="/var/tmp/bot4-pg-$hash/data"
-    say "postgres: $PG_STATE is not reachable by the '$PG_OS_USER' user (or its path is too long for a socket); data dir is $candidate"
+    say "postgres: $why; using $candidate instead (recorded in $PG_DATADIR_RECORD)"
   fi
   printf '%s\n' "$candidate" >"$PG_DATADIR_RECORD"
 }
