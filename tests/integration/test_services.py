@@ -7,10 +7,13 @@ something else) this file says so directly instead of letting a flow test fail o
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,7 +21,16 @@ import redis
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from flows.topics import TopicSpec, describe_topics, diff_topic, ensure_topics, load_topics, reconcile_topics
+from flows.topics import (
+    TopicAdminError,
+    TopicSpec,
+    describe_topics,
+    diff_topic,
+    ensure_topics,
+    load_topics,
+    main,
+    reconcile_topics,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +107,7 @@ def scratch_topic(live_kafka: str) -> Iterator[str]:
 
 
 def test_reconcile_creates_grows_and_reports_without_changing_other_settings(
-    live_kafka: str, scratch_topic: str
+    live_kafka: str, scratch_topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     new_name = f"{scratch_topic}.new"
     declared = [
@@ -114,9 +126,44 @@ def test_reconcile_creates_grows_and_reports_without_changing_other_settings(
         assert observed[new_name].config["cleanup.policy"] == "compact,delete"
         again = reconcile_topics(live_kafka, declared)
         assert (again.created, again.grown, again.unchanged) == ((), (), (new_name,))
+        with caplog.at_level(logging.WARNING, logger="flows.topics"):
+            assert ensure_topics(live_kafka, declared) == []
+        assert [r.getMessage() for r in caplog.records] == [f"topic mismatch (left unchanged): {report.mismatches[0]}"]
     finally:
         admin = AdminClient({"bootstrap.servers": live_kafka})  # keep a reference until the result
         admin.delete_topics([new_name], operation_timeout=30)[new_name].result(30)
+
+
+def test_an_impossible_topic_is_refused_naming_it_and_nothing_is_created(live_kafka: str) -> None:
+    name = f"test.services.{uuid.uuid4().hex[:12]}.rf3"
+    spec = TopicSpec(name, 1, 3_600_000, "delete", "k", "needs 3 brokers", replication_factor=3)
+    with pytest.raises(TopicAdminError, match=rf"creating topic '{re.escape(name)}' at .* failed: .*[Rr]eplication"):
+        reconcile_topics(live_kafka, [spec], timeout=10)
+    assert describe_topics(live_kafka, [name]) == {}
+
+
+def test_cli_ensure_applies_a_file_and_strict_fails_on_a_mismatch(
+    live_kafka: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = f"test.services.{uuid.uuid4().hex[:12]}.cli"
+    entry = f'name = "{name}"\npartitions = 2\ncleanup_policy = "delete"\nkey = "k"\ndescription = "cli"\n'
+    path = tmp_path / "topics.toml"
+    try:
+        path.write_text(f"[[topic]]\n{entry}retention_ms = 3600000\n")
+        assert main(["ensure", "--bootstrap", live_kafka, "--file", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert f"topics: created {name}" in out
+        assert "1 declared at" in out and "1 created, 0 grown, 0 unchanged" in out
+
+        path.write_text(f"[[topic]]\n{entry}retention_ms = 7200000\n")
+        assert main(["ensure", "--bootstrap", live_kafka, "--file", str(path)]) == 0
+        assert main(["ensure", "--bootstrap", live_kafka, "--file", str(path), "--strict"]) == 2
+        captured = capsys.readouterr()
+        assert f"mismatch (left unchanged): {name}: retention.ms='3600000' on the broker" in captured.err
+        assert "1 mismatch(es)" in captured.out
+    finally:
+        admin = AdminClient({"bootstrap.servers": live_kafka})
+        admin.delete_topics([name], operation_timeout=30)[name].result(30)
 
 
 def test_idempotent_produce_is_consumed_back(live_kafka: str, scratch_topic: str) -> None:

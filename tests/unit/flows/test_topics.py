@@ -15,12 +15,15 @@ import pytest
 
 from flows.topics import (
     DEFAULT_TOPICS_FILE,
+    EnsureReport,
     ObservedTopic,
+    TopicAdminError,
     TopicConfigError,
     TopicSpec,
     diff_topic,
     load_topics,
     main,
+    reconcile_topics,
 )
 
 MARKET_KEYED = {"md.trades.v1", "md.book.v1", "md.candles.v1", "features.v1"}
@@ -188,6 +191,7 @@ def test_blank_key_or_description_is_refused(tmp_path: Path) -> None:
         ("[defaults]\nreplication = 1\n" + GOOD_TOPIC, "unknown key.s. replication in \\[defaults\\]"),
         ("[defaults]\nreplication_factor = 0\n" + GOOD_TOPIC, "replication_factor = 0, expected an integer >= 1"),
         ("[[topic]\nname = 1", "not valid UTF-8 TOML"),
+        ('defaults = "rf1"\n' + GOOD_TOPIC, "\\[defaults\\] = 'rf1', expected a table"),
     ],
 )
 def test_malformed_documents_are_refused(tmp_path: Path, text: str, expected: str) -> None:
@@ -257,3 +261,22 @@ def test_cli_reports_an_invalid_file_and_exits_1(tmp_path: Path, capsys: pytest.
     path = write(tmp_path, topic(partitions=0))
     assert main(["ensure", "--bootstrap", "127.0.0.1:1", "--file", str(path)]) == 1
     assert "partitions = 0, expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_report_summary_counts_everything() -> None:
+    report = EnsureReport(created=("a",), grown=(("b", 1, 3),), unchanged=("c", "d"), mismatches=("c: x",))
+    assert report.summary() == "1 created, 1 grown, 2 unchanged, 1 mismatch(es)"
+
+
+# ----------------------------------------------------------------------------------- no broker
+
+
+def test_an_unreachable_broker_is_named_in_the_error() -> None:
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    with pytest.raises(TopicAdminError, match=re.escape("metadata request to Kafka at 127.0.0.1:1 failed")):
+        reconcile_topics("127.0.0.1:1", load_topics(), timeout=1)
+
+
+def test_cli_ensure_against_an_unreachable_broker_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ensure", "--bootstrap", "127.0.0.1:1", "--timeout", "1"]) == 1
+    assert "error: metadata request to Kafka at 127.0.0.1:1 failed" in capsys.readouterr().err
