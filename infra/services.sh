@@ -219,11 +219,12 @@ apt_install() {
   command -v apt-get >/dev/null 2>&1 || die "packages $* are missing and apt-get is not available on this machine; install them by hand"
   if ((apt_updated == 0)); then
     say "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq 9>&- >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq 9>&- >/dev/null || die "apt-get update failed (see above)"
     apt_updated=1
   fi
   say "apt-get install -y $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" 9>&- >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" 9>&- >/dev/null ||
+    die "apt-get install $* failed (see above)"
 }
 
 # Serialises concurrent runs (make -j, two terminals). Every process we spawn gets `9>&-` so no
@@ -509,11 +510,8 @@ pg_pid() {
 
 pg_ensure_installed() {
   if [[ ! -x "$PG_BIN/initdb" || ! -x "$PG_BIN/pg_ctl" ]]; then
-    if is_root && [[ -d /etc ]]; then
-      # Debian's package would create and start its own "main" cluster on 5432; we need none.
-      mkdir -p /etc/postgresql-common/createcluster.d
-      printf 'create_main_cluster = false\n' >/etc/postgresql-common/createcluster.d/bot4-no-main-cluster.conf
-    fi
+    # Debian's package also creates its own "main" cluster (port 5432, started only where an init
+    # system runs); it is left alone: ours is a separate cluster on $PG_PORT.
     apt_install postgresql
     [[ -x "$PG_BIN/initdb" ]] || die "postgres: installed package 'postgresql' but $PG_BIN/initdb is still missing (expected PostgreSQL 15); set BOT4_PG_BIN to the server binaries folder"
   fi
