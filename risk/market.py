@@ -1,0 +1,139 @@
+"""What the gate knows about the market for one instrument: reference price, venue rules, data age.
+
+Numbers are not validated at construction: a NaN or negative reference price, or a broken rule, is
+data the gate denies with a reason (``problem()`` names it). Timestamps must be aware UTC; a naive
+time is a programming error and raises.
+
+>>> from datetime import timedelta
+>>> from decimal import Decimal
+>>> from core.clock import parse_utc
+>>> rules = InstrumentRules(price_tick=Decimal("0.01"), amount_step=Decimal("0.00001"),
+...                         min_amount=Decimal("0.00001"), min_notional=Decimal("5"))
+>>> m = MarketView("binance", "BTC/USDT", Decimal("61837.63"), rules, parse_utc("2024-08-08T23:54:15Z"))
+>>> m.key, m.age(parse_utc("2024-08-08T23:54:17Z"))
+('binance:BTC/USDT', datetime.timedelta(seconds=2))
+>>> m.problem() is None
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from core.clock import require_utc
+from core.symbols import instrument_key
+
+#: Values with a larger magnitude (or a smaller non-zero one) are refused as absurd: they cannot be
+#: a real price or amount, and refusing them keeps every product well inside Decimal's range.
+MAX_MAGNITUDE = Decimal("1e18")
+MIN_MAGNITUDE = Decimal("1e-18")
+#: No venue quotes a tick or step finer than this; the gate's grid arithmetic relies on it.
+MAX_DECIMAL_PLACES = 18
+
+
+def sane_positive(value: object) -> bool:
+    """True for a finite Decimal in [1e-18, 1e18]; False for anything else (never raises).
+
+    >>> sane_positive(Decimal("0.5")), sane_positive(Decimal("NaN")), sane_positive(Decimal(-1))
+    (True, False, False)
+    """
+    return isinstance(value, Decimal) and value.is_finite() and MIN_MAGNITUDE <= value <= MAX_MAGNITUDE
+
+
+def sane_number(value: object) -> bool:
+    """True for a finite Decimal of magnitude at most 1e18 (zero and negatives allowed).
+
+    >>> sane_number(Decimal("-3")), sane_number(Decimal("Infinity")), sane_number(3.0)
+    (True, False, False)
+    """
+    return isinstance(value, Decimal) and value.is_finite() and abs(value) <= MAX_MAGNITUDE
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentRules:
+    """A venue's trading rules for one instrument (ccxt ``market['precision']`` / ``['limits']``).
+
+    ``price_tick`` and ``amount_step`` are the grid prices and amounts must sit on; ``min_amount``
+    / ``max_amount`` the lot size limits; ``min_notional`` the smallest amount x price accepted.
+    """
+
+    price_tick: Decimal
+    amount_step: Decimal
+    min_amount: Decimal = Decimal(0)
+    max_amount: Decimal | None = None
+    min_notional: Decimal = Decimal(0)
+    # Judged once at construction: the gate asks on every order.
+    _problem: str | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_problem", self._find_problem())
+
+    def problem(self) -> str | None:
+        """Why these rules cannot be used, or None when they are sound.
+
+        >>> InstrumentRules(Decimal("0.01"), Decimal("0")).problem()
+        'amount_step 0 must be a finite number > 0'
+        """
+        return self._problem
+
+    def _find_problem(self) -> str | None:
+        for name in ("price_tick", "amount_step"):
+            step = getattr(self, name)
+            if not sane_positive(step):
+                return f"{name} {step} must be a finite number > 0"
+            if step.as_tuple().exponent < -MAX_DECIMAL_PLACES:
+                return f"{name} {step} has more than {MAX_DECIMAL_PLACES} decimal places"
+        for name in ("min_amount", "min_notional"):
+            value = getattr(self, name)
+            if not sane_number(value) or value < 0:
+                return f"{name} {value} must be a finite number >= 0"
+        if self.max_amount is not None and (not sane_positive(self.max_amount) or self.max_amount < self.min_amount):
+            return f"max_amount {self.max_amount} must be a finite number >= min_amount {self.min_amount}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    """The market for one instrument as the gate sees it at one moment.
+
+    ``reference_price`` is the mark the gate values positions and checks the price band against
+    (mid or last trade); ``best_bid`` / ``best_ask`` are optional and, when given, a market order's
+    likely fill price is checked against the band too. ``ts_event`` is the exchange time of the
+    newest market data behind the reference price.
+    """
+
+    exchange: str
+    symbol: str
+    reference_price: Decimal
+    rules: InstrumentRules
+    ts_event: datetime
+    best_bid: Decimal | None = None
+    best_ask: Decimal | None = None
+    _problem: str | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        require_utc(self.ts_event, "MarketView.ts_event")
+        object.__setattr__(self, "_problem", self._find_problem())
+
+    @property
+    def key(self) -> str:
+        return instrument_key(self.exchange, self.symbol)
+
+    def age(self, now: datetime) -> timedelta:
+        """How old the market data is at ``now`` (negative if it is stamped in the future)."""
+        return now - self.ts_event
+
+    def problem(self) -> str | None:
+        """Why the gate cannot price an order against this view, or None when it can."""
+        return self._problem
+
+    def _find_problem(self) -> str | None:
+        if not sane_positive(self.reference_price):
+            return f"reference price {self.reference_price} of {self.key} must be a finite number > 0"
+        for name in ("best_bid", "best_ask"):
+            value = getattr(self, name)
+            if value is not None and not sane_positive(value):
+                return f"{name} {value} of {self.key} must be a finite number > 0"
+        return self.rules.problem()

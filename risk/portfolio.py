@@ -1,0 +1,236 @@
+"""The account as the gate reads it: equity, positions, open orders, and their worst-case exposure.
+
+A :class:`PortfolioView` is immutable and is rebuilt by the portfolio operator whenever a fill,
+an order update or a mark changes; it aggregates once so the gate's per-order work stays small.
+
+Exposure is counted in the worst case: every open order on the side that grows a position is
+assumed to fill. ``long_worst = position + open buys`` and ``short_worst = position - open sells``
+(in base units); an instrument's gross exposure is ``max(|long_worst|, |short_worst|) x mark``.
+Approving orders one at a time against that worst case keeps the limits true even if every resting
+order fills.
+
+>>> from decimal import Decimal
+>>> from core.events import Side
+>>> from core.orders import OrderType
+>>> view = PortfolioView(
+...     "acct", Decimal("10000"),
+...     positions=[Position("binance", "BTC/USDT", Decimal("0.002"), Decimal("60000"))],
+...     open_orders=[OpenOrder("b4-1", "binance", "BTC/USDT", Side.BUY, OrderType.LIMIT,
+...                            Decimal("59000"), Decimal("0.001"))],
+... )
+>>> view.gross_exposure, view.net_exposure
+(Decimal('180.000'), Decimal('180.000'))
+>>> view.exposure("binance:BTC/USDT").long_worst
+Decimal('0.003')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
+
+from core.events import Side
+from core.orders import OrderType
+from core.symbols import instrument_key
+from risk.market import sane_number, sane_positive
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A position in one instrument: ``amount`` is signed (> 0 long, < 0 short) in base units."""
+
+    exchange: str
+    symbol: str
+    amount: Decimal
+    mark_price: Decimal
+
+    @property
+    def key(self) -> str:
+        return instrument_key(self.exchange, self.symbol)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """One of the account's orders resting at (or in flight to) the venue.
+
+    ``price`` is the limit price, or for a market order the reference price when it was sent;
+    ``remaining`` is the unfilled amount.
+    """
+
+    client_order_id: str
+    exchange: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    price: Decimal
+    remaining: Decimal
+    reduce_only: bool = False
+
+    @property
+    def key(self) -> str:
+        return instrument_key(self.exchange, self.symbol)
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """One instrument's position and open orders, in base units, and the mark they are valued at."""
+
+    position: Decimal
+    open_buys: Decimal
+    open_sells: Decimal
+    reducing_buys: Decimal
+    reducing_sells: Decimal
+    mark: Decimal
+    #: The position if every open buy fills.
+    long_worst: Decimal = field(init=False, compare=False)
+    #: The position if every open sell fills.
+    short_worst: Decimal = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "long_worst", self.position + self.open_buys)
+        object.__setattr__(self, "short_worst", self.position - self.open_sells)
+
+    def gross_at(self, price: Decimal) -> Decimal:
+        """Worst-case absolute value of this instrument at ``price``."""
+        return max(abs(self.long_worst), abs(self.short_worst)) * price
+
+
+FLAT = Exposure(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO)
+
+
+class PortfolioView:
+    """Read-only view of one account; see the module docstring for how exposure is counted.
+
+    Bad numbers (NaN, infinities, absurd magnitudes, negative remaining amounts) do not raise: they
+    are reported by :attr:`problem`, and the gate denies every order while a problem stands.
+    """
+
+    __slots__ = (
+        "_account",
+        "_client_ids",
+        "_equity",
+        "_exposures",
+        "_gross",
+        "_net_long",
+        "_net_short",
+        "_open_orders",
+        "_orders_by_key",
+        "_positions",
+        "_problem",
+    )
+
+    def __init__(
+        self,
+        account: str,
+        equity: Decimal,
+        positions: Iterable[Position] = (),
+        open_orders: Iterable[OpenOrder] = (),
+    ) -> None:
+        self._account = account
+        self._equity = equity
+        position_list = tuple(positions)
+        self._positions: Mapping[str, Position] = MappingProxyType({p.key: p for p in position_list})
+        duplicated = len(self._positions) != len(position_list)
+        self._open_orders = tuple(open_orders)
+        by_key: dict[str, list[OpenOrder]] = {}
+        for order in self._open_orders:
+            by_key.setdefault(order.key, []).append(order)
+        self._orders_by_key: Mapping[str, tuple[OpenOrder, ...]] = MappingProxyType(
+            {key: tuple(orders) for key, orders in by_key.items()}
+        )
+        self._client_ids = frozenset(o.client_order_id for o in self._open_orders)
+        self._exposures: Mapping[str, Exposure] = MappingProxyType({})
+        self._gross = self._net_long = self._net_short = _ZERO
+        self._problem = "two positions for one instrument" if duplicated else self._find_problem()
+        if self._problem is None:
+            self._aggregate()
+
+    def _find_problem(self) -> str | None:
+        for p in self._positions.values():
+            if not sane_number(p.amount):
+                return f"position {p.key} amount {p.amount} is not a finite number"
+            if not sane_positive(p.mark_price):
+                return f"position {p.key} mark price {p.mark_price} must be a finite number > 0"
+        for o in self._open_orders:
+            if not sane_number(o.remaining) or o.remaining < 0:
+                return f"open order {o.client_order_id} remaining {o.remaining} must be a finite number >= 0"
+            if not sane_positive(o.price):
+                return f"open order {o.client_order_id} price {o.price} must be a finite number > 0"
+        return None
+
+    def _aggregate(self) -> None:
+        exposures: dict[str, Exposure] = {}
+        for key in self._positions.keys() | self._orders_by_key.keys():
+            position = self._positions.get(key)
+            orders = self._orders_by_key.get(key, ())
+            buys = sum((o.remaining for o in orders if o.side is Side.BUY), _ZERO)
+            sells = sum((o.remaining for o in orders if o.side is Side.SELL), _ZERO)
+            r_buys = sum((o.remaining for o in orders if o.side is Side.BUY and o.reduce_only), _ZERO)
+            r_sells = sum((o.remaining for o in orders if o.side is Side.SELL and o.reduce_only), _ZERO)
+            # An instrument with orders but no position is valued at its highest order price.
+            mark = position.mark_price if position is not None else max(o.price for o in orders)
+            amount = position.amount if position is not None else _ZERO
+            exposures[key] = Exposure(amount, buys, sells, r_buys, r_sells, mark)
+        self._exposures = MappingProxyType(exposures)
+        self._gross = sum((e.gross_at(e.mark) for e in exposures.values()), _ZERO)
+        self._net_long = sum((e.long_worst * e.mark for e in exposures.values()), _ZERO)
+        self._net_short = sum((e.short_worst * e.mark for e in exposures.values()), _ZERO)
+
+    @property
+    def account(self) -> str:
+        return self._account
+
+    @property
+    def equity(self) -> Decimal:
+        """Mark-to-market account value in quote currency."""
+        return self._equity
+
+    @property
+    def positions(self) -> Mapping[str, Position]:
+        """Positions by ``exchange:SYMBOL`` key (read-only)."""
+        return self._positions
+
+    @property
+    def open_orders(self) -> tuple[OpenOrder, ...]:
+        return self._open_orders
+
+    @property
+    def problem(self) -> str | None:
+        """Why positions or open orders cannot be valued, or None."""
+        return self._problem
+
+    @property
+    def gross_exposure(self) -> Decimal:
+        """Sum over instruments of worst-case absolute value, at each instrument's mark."""
+        return self._gross
+
+    @property
+    def net_long(self) -> Decimal:
+        """Signed sum of values if every open buy fills."""
+        return self._net_long
+
+    @property
+    def net_short(self) -> Decimal:
+        """Signed sum of values if every open sell fills."""
+        return self._net_short
+
+    @property
+    def net_exposure(self) -> Decimal:
+        """Worst-case absolute net value: ``max(|net_long|, |net_short|)``."""
+        return max(abs(self._net_long), abs(self._net_short))
+
+    def exposure(self, key: str) -> Exposure:
+        """The instrument's exposure, or :data:`FLAT` when the account has nothing in it."""
+        return self._exposures.get(key, FLAT)
+
+    def orders_for(self, key: str) -> tuple[OpenOrder, ...]:
+        """Open orders in one instrument."""
+        return self._orders_by_key.get(key, ())
+
+    def has_order(self, client_order_id: str) -> bool:
+        """True when an open order already uses ``client_order_id``."""
+        return client_order_id in self._client_ids
