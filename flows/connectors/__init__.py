@@ -1,0 +1,1 @@
+"""Connectors from Bot4's flows to the outside world (exchanges, stores)."""
