@@ -40,9 +40,9 @@ def load_allow() -> set[tuple[str, str]]:
 
 def _only_placeholder(fn: ast.FunctionDef | ast.AsyncFunctionDef, in_protocol: bool) -> bool:
     body = list(fn.body)
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        if isinstance(body[0].value.value, str):
-            body = body[1:]  # docstring
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        body = body[1:]  # docstring
     if not body:
         return False  # docstring-only: an interface method documented, e.g. in a Protocol
     if len(body) != 1:
@@ -72,7 +72,8 @@ def check_file(path: Path, allowed: set[tuple[str, str]]) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
             in_protocol = any(
-                (isinstance(b, ast.Name) and b.id == "Protocol") or (isinstance(b, ast.Attribute) and b.attr == "Protocol")
+                (isinstance(b, ast.Name) and b.id == "Protocol")
+                or (isinstance(b, ast.Attribute) and b.attr == "Protocol")
                 for b in node.bases
             )
             for item in node.body:

@@ -172,7 +172,44 @@ def _decimal(value: Any, name: str) -> Decimal:
         raise WireFormatError("wrong_type", f"field {name!r}={value!r} is not a decimal number") from None
 
 
-def _trade(r: _Reader) -> Trade:
+_SIDES: dict[object, Side | None] = {"buy": Side.BUY, "sell": Side.SELL, None: None}
+
+
+def _trade(obj: dict[str, Any]) -> Trade:
+    # Fast path for the common, well-formed record (the hot path of every flow); anything odd
+    # falls through to the checked path, which names exactly what is wrong.
+    try:
+        exchange, symbol, trade_id = obj["exchange"], obj["symbol"], obj["id"]
+        price, amount, ts_event, ts_recv = obj["price"], obj["amount"], obj["ts_event"], obj["ts_recv"]
+        side = _SIDES[obj.get("side")]
+        if (
+            type(exchange) is str
+            and exchange
+            and type(symbol) is str
+            and symbol
+            and type(trade_id) is str
+            and trade_id
+            and type(price) is str
+            and type(amount) is str
+            and type(ts_event) is int
+            and type(ts_recv) is int
+        ):
+            return Trade(
+                exchange,
+                symbol,
+                trade_id,
+                Decimal(price),
+                Decimal(amount),
+                side,
+                from_epoch_us(ts_event),
+                from_epoch_us(ts_recv),
+            )
+    except (KeyError, TypeError, InvalidOperation, OverflowError):
+        pass
+    return _trade_checked(_Reader(obj))
+
+
+def _trade_checked(r: _Reader) -> Trade:
     side_raw = r.obj.get("side")
     if side_raw is None:
         side = None
@@ -256,7 +293,6 @@ def _candle(r: _Reader) -> Candle:
 
 
 _DECODERS: dict[str, Callable[[_Reader], MarketEvent]] = {
-    "trade": _trade,
     "book_snapshot": _snapshot,
     "book_delta": _delta,
     "quote": _quote,
@@ -273,12 +309,15 @@ def decode(data: bytes) -> MarketEvent:
     if not isinstance(obj, dict):
         raise WireFormatError("malformed_json", f"expected a JSON object, got {type(obj).__name__}")
     kind = obj.get("type")
+    if kind == "trade" and obj.get("v") == WIRE_VERSION:
+        return _trade(obj)
     decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
-    if decoder is None:
-        raise WireFormatError("unknown_type", f"event type {kind!r} is not one of {sorted(_DECODERS)}")
+    if decoder is None and kind != "trade":
+        raise WireFormatError("unknown_type", f"event type {kind!r} is not one of {sorted([*_DECODERS, 'trade'])}")
     version = obj.get("v")
     if version != WIRE_VERSION:
         raise WireFormatError("unsupported_version", f"wire version {version!r} is not {WIRE_VERSION}")
+    assert decoder is not None
     return decoder(_Reader(obj))
 
 

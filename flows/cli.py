@@ -164,7 +164,7 @@ def demo(
             s["vwap"],
             str(s["minute_bars"]),
         )
-    out_console = Console()
+    out_console = Console(width=140)
     out_console.print(table)
     out_console.print(f"stored: {summary['tables']}")
     out_console.print(f"dead letters by reason: {summary['dead_letters_by_reason'] or 'none'}")

@@ -49,8 +49,8 @@ def demo_flow(paths: Sequence[Path], db_path: Path, quality: QualitySettings, cl
     flow = Dataflow("bot4_demo")
     events = op.input("replay", flow, ReplaySource(list(paths)))
     inbound = op.flat_map_batch("as_inbound", events, _AsInbound())
-    out = apply_contracts(inbound, quality, clock)
-    op.output("embedded", op.merge("to_store", out.oks, out.refused), EmbeddedSink(db_path))
+    checked = apply_contracts(inbound, quality, clock)
+    op.output("embedded", checked, EmbeddedSink(db_path))
     return flow
 
 

@@ -14,14 +14,43 @@ from pathlib import Path
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
+from core.clock import Clock, SystemClock
+from core.deadletter import DLQ_TOPIC, DeadLetter, encode_dead_letter
+from core.errors import QuarantineRecord
 from core.events import MarketEvent
 from core.wire import encode, topic_for
-from flows.kafka_io import CheckedKafkaSink, OutMessage
-from flows.metrics import EVENTS
+from flows.kafka_io import CheckedKafkaSink, CheckedProducer, OutMessage, producer_config
+from flows.metrics import DEAD_LETTERS, EVENTS
 from flows.replay import ReplaySource
-from flows.settings import Bot4Settings, load_settings
+from flows.settings import Bot4Settings, KafkaSettings, load_settings
 
 STAGE = "ingest"
+
+
+class DeadLetterProducer:
+    """``on_error`` for sources: a record that does not parse goes to ``dlq.v1`` at once, with its
+    reason and original bytes, and is counted; the replay goes on.
+
+    Delivery is confirmed before returning (refusals are rare, so the flush costs nothing that
+    matters), which keeps "nothing lost" true even if the process dies right after.
+    """
+
+    def __init__(self, kafka: KafkaSettings, source: str, clock: Clock | None = None) -> None:
+        self._kafka = kafka
+        self._source = source
+        self._clock = clock or SystemClock()
+        self._producer: CheckedProducer | None = None
+        self.sent = 0
+
+    def __call__(self, original: bytes, error: QuarantineRecord) -> None:
+        if self._producer is None:
+            self._producer = CheckedProducer(producer_config(self._kafka))
+        dl = DeadLetter(STAGE, error.reason, error.detail, original, self._clock.now(), source_topic=self._source)
+        self._producer.produce(self._kafka.topic(DLQ_TOPIC), None, encode_dead_letter(dl))
+        self._producer.flush()
+        DEAD_LETTERS.labels(STAGE, error.reason).inc()
+        EVENTS.labels(STAGE, "dead_letter").inc()
+        self.sent += 1
 
 
 def encode_batch(items: list[tuple[str, MarketEvent]], prefix: str = "") -> list[OutMessage]:
@@ -46,6 +75,7 @@ def replay_flow(
     """Replay recorded files into Kafka; ``speed=None`` as fast as possible, else scaled real time."""
     settings = settings or load_settings()
     flow = Dataflow("bot4_ingest_replay")
-    events = op.input("replay", flow, ReplaySource([Path(p) for p in paths], speed=speed))
+    source = ReplaySource([Path(p) for p in paths], speed=speed, on_error=DeadLetterProducer(settings.kafka, "replay"))
+    events = op.input("replay", flow, source)
     to_kafka(events, settings)
     return flow

@@ -13,9 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
+from core.clock import Clock, SystemClock
+from core.deadletter import DeadLetter
+from flows.dlq import Inbound, dead_letter
 from flows.settings import KafkaSettings
 
 
@@ -123,3 +128,99 @@ class CheckedKafkaSink(DynamicSink[OutMessage]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _CheckedSinkPartition:
         return _CheckedSinkPartition(CheckedProducer(self._config))
+
+
+class _InboundPartition(StatefulSourcePartition[Inbound | DeadLetter, int]):
+    def __init__(
+        self,
+        config: dict[str, Any],
+        where: tuple[str, int, int],
+        *,
+        batch_size: int,
+        tail: bool,
+        clock: Clock,
+    ) -> None:
+        topic, partition, offset = where
+        self._consumer = Consumer(config)
+        self._consumer.assign([TopicPartition(topic, partition, offset)])
+        self._topic, self._partition, self._offset = topic, partition, offset
+        self._batch_size, self._tail, self._clock = batch_size, tail, clock
+        self._eof = False
+
+    def next_batch(self) -> list[Inbound | DeadLetter]:
+        if self._eof:
+            raise StopIteration
+        out: list[Inbound | DeadLetter] = []
+        topic, partition = self._topic, self._partition
+        for msg in self._consumer.consume(self._batch_size, 0.001):
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    self._eof = not self._tail
+                    continue
+                origin = Inbound(topic, partition, msg.offset() or self._offset, msg.key(), msg.value() or b"")
+                out.append(dead_letter("consume", "kafka_error", str(err), origin, self._clock))
+                continue
+            offset: int = msg.offset()  # type: ignore[assignment]  # set on every consumed message
+            out.append(Inbound(topic, partition, offset, msg.key(), msg.value() or b""))
+            self._offset = offset + 1
+        return out
+
+    def snapshot(self) -> int:
+        return self._offset
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class InboundKafkaSource(FixedPartitionedSource[Inbound | DeadLetter, int]):
+    """Kafka topics as :class:`Inbound` records (topic, partition, offset, key, value).
+
+    Like Bytewax's ``KafkaSource`` (one Bytewax partition per Kafka partition, offsets kept in the
+    recovery snapshots, no consumer group), but it hands over the lean record the flows use, and a
+    consumer error becomes a dead letter instead of stopping the flow. ``tail=False`` ends each
+    partition at its current end (drain mode).
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: Iterable[str],
+        *,
+        tail: bool = True,
+        batch_size: int = 5000,
+        clock: Clock | None = None,
+    ) -> None:
+        self._kafka = kafka
+        self._topics = list(topics)
+        self._tail = tail
+        self._batch_size = batch_size
+        self._clock = clock or SystemClock()
+
+    def list_parts(self) -> list[str]:
+        admin = AdminClient({"bootstrap.servers": self._kafka.bootstrap})
+        meta = admin.list_topics(timeout=30)
+        parts: list[str] = []
+        for topic in self._topics:
+            if topic not in meta.topics or meta.topics[topic].error is not None:
+                raise RuntimeError(
+                    f"Kafka topic {topic!r} does not exist at {self._kafka.bootstrap}; "
+                    "create it with `bot4 topics ensure`"
+                )
+            parts.extend(f"{p}-{topic}" for p in meta.topics[topic].partitions)
+        return parts
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _InboundPartition:
+        idx, topic = for_part.split("-", 1)
+        config = {
+            "bootstrap.servers": self._kafka.bootstrap,
+            "group.id": "bot4-bytewax-managed",  # required by librdkafka; offsets live in snapshots
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.min.bytes": 1,
+            "queued.min.messages": 100_000,
+        }
+        start = OFFSET_BEGINNING if resume_state is None else resume_state
+        return _InboundPartition(
+            config, (topic, int(idx), start), batch_size=self._batch_size, tail=self._tail, clock=self._clock
+        )

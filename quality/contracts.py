@@ -125,6 +125,9 @@ class KeyContracts:
         stream = type(event).__name__
         if isinstance(event, Candle):
             stream = f"Candle:{event.timeframe}"
+        # A re-delivered trade is also "late"; the duplicate is the more precise diagnosis.
+        if isinstance(event, Trade) and event.trade_id in self._ids:
+            return Violation("duplicate_trade_id", f"trade id {event.trade_id} already seen for {event.key}")
         last = self._last_us.get(stream)
         if last is not None and event.ts_event < last - self.max_backwards:
             return Violation(
@@ -133,8 +136,6 @@ class KeyContracts:
                 f"{self.max_backwards.total_seconds()}s before the last {last.isoformat()}",
             )
         if isinstance(event, Trade):
-            if event.trade_id in self._ids:
-                return Violation("duplicate_trade_id", f"trade id {event.trade_id} already seen for {event.key}")
             self._ids.add(event.trade_id)
             self._id_order.append(event.trade_id)
             if len(self._id_order) > self.dedup_window:

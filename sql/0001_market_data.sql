@@ -12,9 +12,10 @@ CREATE TABLE IF NOT EXISTS md_trades (
     side        text        CHECK (side IN ('buy', 'sell')),
     ts_event    timestamptz NOT NULL,
     ts_recv     timestamptz NOT NULL,
-    PRIMARY KEY (exchange, symbol, trade_id, ts_event)
+    -- Key order (instrument, time, id) serves time-range reads per instrument too, so no second
+    -- index has to be maintained on the hottest table.
+    PRIMARY KEY (exchange, symbol, ts_event, trade_id)
 );
-CREATE INDEX IF NOT EXISTS md_trades_key_time ON md_trades (exchange, symbol, ts_event DESC);
 
 CREATE TABLE IF NOT EXISTS md_quotes (
     exchange    text        NOT NULL,

@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,6 +25,38 @@ from core.events import BookDelta, BookSnapshot, Candle, Level, MarketEvent, Quo
 log = logging.getLogger(__name__)
 
 StoredItem = MarketEvent | DeadLetter
+
+
+_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: object) -> str:
+    """One value in PostgreSQL's COPY text format (faster than per-value adaptation by psycopg)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_ESCAPE)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    return str(value)  # Decimal, int
+
+
+def copy_payload(rows: Iterable[Sequence[object]]) -> bytes:
+    """Rows as one COPY text-format payload."""
+    return "".join("\t".join([_copy_text(v) for v in row]) + "\n" for row in rows).encode()
+
+
+def _trade_line(e: Trade) -> str:
+    # Trades are the hottest table: format them directly (same output as the generic path).
+    side = e.side.value if e.side is not None else "\\N"
+    return (
+        f"{e.exchange.translate(_ESCAPE)}\t{e.symbol.translate(_ESCAPE)}\t{e.trade_id.translate(_ESCAPE)}\t"
+        f"{e.price}\t{e.amount}\t{side}\t{e.ts_event.isoformat()}\t{e.ts_recv.isoformat()}\n"
+    )
 
 
 def _levels_json(levels: tuple[Level, ...]) -> str:
@@ -42,7 +75,7 @@ _TABLES: dict[type, _Table] = {
     Trade: _Table(
         "md_trades",
         ("exchange", "symbol", "trade_id", "price", "amount", "side", "ts_event", "ts_recv"),
-        "(exchange, symbol, trade_id, ts_event)",
+        "(exchange, symbol, ts_event, trade_id)",
         lambda e: (
             e.exchange,
             e.symbol,
@@ -239,9 +272,22 @@ class PostgresWriter:
             for kind, rows in by_type.items():
                 table = _TABLES[kind]
                 cols = ", ".join(table.columns)
+                if kind is Trade:
+                    payload = "".join([_trade_line(t) for t in rows]).encode()  # type: ignore[arg-type]
+                else:
+                    payload = copy_payload(table.row(row) for row in rows)
+                # Fast path: COPY straight into the table (5x faster than INSERT ... SELECT). A
+                # batch holding a row that is already stored fails as a whole; it is then rolled
+                # back to the savepoint and moved through the temp table with ON CONFLICT.
+                try:
+                    with conn.transaction(), cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
+                        copy.write(payload)
+                    inserted += len(rows)
+                    continue
+                except psycopg.errors.UniqueViolation:
+                    pass
                 with cur.copy(f"COPY tmp_{table.name} ({cols}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(table.row(row))
+                    copy.write(payload)
                 cur.execute(
                     f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM tmp_{table.name} "
                     f"ON CONFLICT {table.conflict} DO NOTHING"
