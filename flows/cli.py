@@ -98,20 +98,42 @@ def _ensure_recovery_dir(path: Path, partitions: int) -> None:
 
 @app.command()
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="Recorded files to replay (any format in shared/data).")],
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Recorded files to replay (any format in shared/data).")
+    ] = None,
+    exchange: Annotated[str | None, typer.Option(help="Live ingestion from this ccxt exchange id.")] = None,
+    symbol: Annotated[list[str] | None, typer.Option(help="Unified symbol, e.g. BTC/USDT (repeatable).")] = None,
+    channel: Annotated[list[str] | None, typer.Option(help="trades, book, candles (repeatable).")] = None,
+    max_events: Annotated[int | None, typer.Option(help="Stop live ingestion after this many events.")] = None,
     speed: Annotated[float | None, typer.Option(help="Replay speed vs real time (omit: as fast as possible).")] = None,
-    store: Annotated[bool, typer.Option(help="Then drain md.* topics into PostgreSQL.")] = True,
+    store: Annotated[bool, typer.Option(help="After a replay, drain md.* topics into PostgreSQL.")] = True,
     workers: Annotated[int, typer.Option(min=1, help="Bytewax workers in this process.")] = 1,
 ) -> None:
-    """Replay recorded market data into the md.* Kafka topics (and, by default, into PostgreSQL)."""
-    from flows.ingest import replay_flow
+    """Market data into the md.* Kafka topics: replay FILES, or follow --exchange live.
+
+    A replay then drains the topics into PostgreSQL (unless --no-store); live ingestion runs until
+    stopped (or --max-events) and leaves storage to `bot4 store`.
+    """
+    from flows.ingest import exchange_flow, replay_flow
 
     settings = _settings()
+    if bool(files) == bool(exchange):
+        console.print("[red]give either recorded FILES or --exchange (with --symbol), not both or neither[/red]")
+        raise typer.Exit(2)
+    started = time.monotonic()
+    if exchange:
+        if not symbol:
+            console.print("[red]--exchange needs at least one --symbol[/red]")
+            raise typer.Exit(2)
+        flow = exchange_flow(exchange, symbol, channel or ["trades"], settings, max_events=max_events)
+        _run(flow, workers, None)
+        console.print(f"live ingestion from {exchange} ended after {time.monotonic() - started:.1f}s")
+        return
+    assert files is not None
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         console.print(f"[red]no such file: {', '.join(missing)}[/red]")
         raise typer.Exit(2)
-    started = time.monotonic()
     _run(replay_flow(files, speed=speed, settings=settings), workers, None)
     console.print(f"replayed {len(files)} file(s) into Kafka in {time.monotonic() - started:.1f}s")
     if store:

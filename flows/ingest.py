@@ -67,6 +67,37 @@ def to_kafka(events: Stream[tuple[str, MarketEvent]], settings: Bot4Settings) ->
     op.output("md_out", messages, CheckedKafkaSink(settings.kafka))
 
 
+def exchange_flow(
+    exchange: str,
+    symbols: Sequence[str],
+    channels: Sequence[str] = ("trades",),
+    settings: Bot4Settings | None = None,
+    *,
+    api_urls_override: dict[str, str] | None = None,
+    max_events: int | None = None,
+) -> Dataflow:
+    """Live market data from ``exchange`` through ccxt into Kafka (the same encode and sink steps
+    as a replay). ``api_urls_override`` points the client at a mirror (tests use a local server
+    replaying recorded responses)."""
+    from flows.connectors.exchange_md import ExchangeMarketDataConfig
+    from flows.connectors.exchange_source import ExchangeSource
+
+    settings = settings or load_settings()
+    config = ExchangeMarketDataConfig(
+        exchange=exchange,  # type: ignore[arg-type]  # validated by the config model
+        symbols=tuple(symbols),
+        channels=tuple(channels),  # type: ignore[arg-type]
+        api_urls_override=api_urls_override,
+    )
+    flow = Dataflow("bot4_ingest_exchange")
+    source = ExchangeSource(
+        [config], on_error=DeadLetterProducer(settings.kafka, f"exchange:{exchange}"), max_events=max_events
+    )
+    events = op.input("exchange", flow, source)
+    to_kafka(events, settings)
+    return flow
+
+
 def replay_flow(
     paths: Sequence[str | Path],
     speed: float | None = None,

@@ -63,3 +63,13 @@ def test_bot4_ingest_refuses_a_missing_file(tmp_path):
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "nope.gz")])
     assert result.exit_code == 2
     assert "no such file" in result.output
+
+
+def test_bot4_ingest_needs_files_or_an_exchange_but_not_both(btc_capture):
+    runner = CliRunner()
+    neither = runner.invoke(app, ["ingest"])
+    both = runner.invoke(app, ["ingest", str(btc_capture), "--exchange", "binance"])
+    no_symbol = runner.invoke(app, ["ingest", "--exchange", "binance"])
+    assert neither.exit_code == both.exit_code == no_symbol.exit_code == 2
+    assert "either recorded FILES or --exchange" in neither.output
+    assert "--symbol" in no_symbol.output
