@@ -1,0 +1,390 @@
+"""The order manager: approved orders in, orders on a venue, order events and fills out, portfolio kept.
+
+One manager per account (execution is keyed by account). It
+
+- refuses a client order id it already has: the same intent replayed (restart, redelivered
+  ``orders.v1`` message) gives no second submit;
+- records ``SUBMIT`` before the request leaves (write-ahead), so a crash between submit and ack
+  leaves an order in ``SUBMITTED`` that :meth:`OrderManager.reconcile` resolves by client id;
+- tracks every order through ``execution.orders.ORDER_TRANSITIONS``, applies each fill once (by
+  fill id) to the :class:`~execution.portfolio.Portfolio`, and queues one
+  :class:`~core.fills.OrderEvent` per status change and one :class:`~core.fills.Fill` per execution
+  for ``fills.v1`` (:meth:`OrderManager.drain`);
+- answers a venue's "duplicate client order id" reject by adopting the venue's order, never by
+  resending.
+
+>>> from decimal import Decimal as D
+>>> from core.clock import from_epoch_ms
+>>> from core.events import BookSnapshot
+>>> from execution.paper import PaperVenue, _EXAMPLE_CAPS, _example_order
+>>> venue = PaperVenue(_EXAMPLE_CAPS, {"USDT": D("10000")})
+>>> t = from_epoch_ms(1_000)
+>>> venue.on_book_snapshot(BookSnapshot("binance", "BTC/USDT", 1, ((D("99"), D("1")),), ((D("100"), D("5")),), t, t))
+>>> manager = OrderManager(venue, Portfolio("acct", D("10000")), clock=venue)
+>>> manager.submit(_example_order("b4-1", "1")).status
+<OrderStatus.FILLED: 'filled'>
+>>> manager.submit(_example_order("b4-1", "1")).duplicate
+True
+>>> [type(r).__name__ for r in manager.drain()]
+['OrderEvent', 'OrderEvent', 'OrderEvent', 'Fill']
+>>> manager.portfolio.cash
+Decimal('9899.800')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from core.clock import Clock
+from core.errors import HaltAndAlert
+from core.fills import Fill, OrderEvent, OrderEventKind, OrderStatus
+from core.orders import ApprovedOrder, CancelAllOrders
+from execution.orders import ORDER_TRANSITIONS, StateMachine
+from execution.portfolio import Portfolio
+from execution.venue import DUPLICATE_CLIENT_ORDER_ID, SubmitOutcomeUnknown, Venue, VenueOrder, VenueReport
+from risk.portfolio import OpenOrder, PortfolioView
+
+_ZERO = Decimal(0)
+_Kind = OrderEventKind
+ExecutionRecord = OrderEvent | Fill
+
+
+class ReconciliationMismatch(HaltAndAlert):
+    """The venue's record of an order cannot be reached from ours by any allowed sequence of events."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message,
+            "Keep the account halted; compare the order at the venue (by client id) with the fills.v1 "
+            "history, correct the position by hand if needed, then reset the halt.",
+        )
+
+
+class ManagedOrder:
+    """One order as the manager tracks it: the approved order, its state machine, fills so far."""
+
+    __slots__ = ("approved", "filled", "machine", "reason", "venue_order_id")
+
+    def __init__(self, approved: ApprovedOrder) -> None:
+        self.approved = approved
+        self.machine: StateMachine[OrderStatus, OrderEventKind] = StateMachine(
+            ORDER_TRANSITIONS, OrderStatus.PENDING_SUBMIT
+        )
+        self.filled = _ZERO
+        self.venue_order_id: str | None = None
+        self.reason = ""
+
+    @property
+    def client_order_id(self) -> str:
+        return self.approved.client_order_id
+
+    @property
+    def status(self) -> OrderStatus:
+        return self.machine.status
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.approved.amount - self.filled
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The transition table is module data: a snapshot keeps only where the machine stands.
+        return {
+            "approved": self.approved,
+            "filled": self.filled,
+            "status": self.machine.status,
+            "resume": self.machine.resume,
+            "reason": self.reason,
+            "venue_order_id": self.venue_order_id,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.approved = state["approved"]
+        self.filled = state["filled"]
+        self.machine = StateMachine.restore(ORDER_TRANSITIONS, state["status"], state["resume"])
+        self.reason = state["reason"]
+        self.venue_order_id = state["venue_order_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What :meth:`OrderManager.submit` did: the order's status now, and whether it was a replay."""
+
+    client_order_id: str
+    status: OrderStatus
+    duplicate: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """What :meth:`OrderManager.reconcile` found and fixed."""
+
+    checked: int
+    changed: tuple[str, ...]
+    not_found: tuple[str, ...]
+    unknown_at_venue: tuple[str, ...]
+    fills_applied: int
+
+
+class OrderManager:
+    """Submits approved orders to ``venue`` and keeps their state and the portfolio; see the module doc.
+
+    ``clock`` stamps what the manager itself decides (the SUBMIT and CANCEL_REQUEST events); in a
+    backtest it is the paper venue (its event clock), live it is the system clock.
+    """
+
+    def __init__(
+        self,
+        venue: Venue,
+        portfolio: Portfolio,
+        *,
+        clock: Clock,
+        orders: Iterable[ManagedOrder] = (),
+        fill_ids: Iterable[str] = (),
+    ) -> None:
+        self.venue = venue
+        self.portfolio = portfolio
+        self._clock = clock
+        self._orders: dict[str, ManagedOrder] = {o.client_order_id: o for o in orders}
+        self._fill_ids: set[str] = set(fill_ids)
+        self._outbox: list[ExecutionRecord] = []
+        self.unmatched_reports: list[VenueReport] = []
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def submit(self, order: ApprovedOrder) -> SubmitResult:
+        """Send ``order`` unless its client order id is already known; apply the venue's answer."""
+        cid = order.client_order_id
+        known = self._orders.get(cid)
+        if known is not None:
+            return SubmitResult(cid, known.status, duplicate=True, reason=known.reason)
+        if order.intent.account != self.portfolio.account:
+            raise ValueError(
+                f"order {cid} is for account {order.intent.account!r}; this manager keeps {self.portfolio.account!r}"
+            )
+        managed = ManagedOrder(order)
+        self._orders[cid] = managed
+        self._transition(managed, _Kind.SUBMIT, self._clock.now())
+        try:
+            report = self.venue.submit(order)
+        except SubmitOutcomeUnknown as err:
+            managed.reason = f"submit outcome unknown: {err.args[0] if err.args else err}"
+            return SubmitResult(cid, managed.status, reason=managed.reason)
+        if report.kind is _Kind.REJECT and report.reason == DUPLICATE_CLIENT_ORDER_ID:
+            # Sent before a crash that lost our record of it: adopt the venue's order.
+            remote = self.venue.fetch_order(cid)
+            if remote is not None:
+                self._sync(managed, remote)
+                self.pump()
+                return SubmitResult(cid, managed.status, reason=managed.reason)
+        self._apply(report)
+        self.pump()
+        return SubmitResult(cid, managed.status, reason=managed.reason)
+
+    def cancel(self, client_order_id: str) -> OrderStatus:
+        """Ask the venue to cancel; a terminal or unknown order is left alone (cancels are idempotent)."""
+        managed = self._orders.get(client_order_id)
+        if managed is None:
+            raise KeyError(f"no order with client order id {client_order_id!r} in account {self.portfolio.account!r}")
+        if managed.status.is_terminal or managed.status is OrderStatus.PENDING_CANCEL:
+            return managed.status
+        self._transition(managed, _Kind.CANCEL_REQUEST, self._clock.now())
+        self._apply(self.venue.cancel(client_order_id))
+        self.pump()
+        return managed.status
+
+    def cancel_all(self, command: CancelAllOrders) -> list[str]:
+        """Cancel the account's open orders (keeping reduce-only ones if the command says so)."""
+        canceled = []
+        for managed in list(self._orders.values()):
+            if not managed.status.is_open or managed.status is OrderStatus.PENDING_CANCEL:
+                continue
+            if command.keep_reduce_only and managed.approved.intent.reduce_only:
+                continue
+            self.cancel(managed.client_order_id)
+            canceled.append(managed.client_order_id)
+        return canceled
+
+    def pump(self) -> int:
+        """Apply every report the venue queued since the last call; returns how many."""
+        reports = self.venue.poll()
+        for report in reports:
+            self._apply(report)
+        return len(reports)
+
+    def reconcile(self) -> ReconcileReport:
+        """Align our orders with the venue's: run on start, and after any submit with an unknown result.
+
+        An order the venue lists as open but we hold as SUBMITTED becomes ACCEPTED; one we think open
+        but the venue does not list is fetched by client id and brought to the venue's status (fills
+        included); one the venue does not know at all never reached it and is REJECTED (it is not
+        resent: the strategy sends a new intent). Open orders at the venue that are not ours are
+        reported, not touched.
+        """
+        self.pump()
+        remote_open = {o.client_order_id: o for o in self.venue.fetch_open_orders()}
+        changed: list[str] = []
+        not_found: list[str] = []
+        fills_before = len(self._fill_ids)
+        checked = 0
+        for cid, managed in list(self._orders.items()):
+            if managed.status.is_terminal:
+                continue
+            checked += 1
+            before = (managed.status, managed.filled)
+            remote = remote_open.pop(cid, None) or self.venue.fetch_order(cid)
+            if remote is None:
+                not_found.append(cid)
+                # Never acknowledged: it never reached the venue. Acknowledged once: the venue dropped it.
+                unacked = managed.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED)
+                kind = _Kind.REJECT if unacked else _Kind.CANCEL
+                self._transition(managed, kind, self._clock.now(), reason="not_found_at_venue")
+            else:
+                self._sync(managed, remote)
+            if (managed.status, managed.filled) != before:
+                changed.append(cid)
+        return ReconcileReport(
+            checked,
+            tuple(changed),
+            tuple(not_found),
+            tuple(cid for cid in remote_open if cid not in self._orders),
+            len(self._fill_ids) - fills_before,
+        )
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def order(self, client_order_id: str) -> ManagedOrder | None:
+        return self._orders.get(client_order_id)
+
+    def orders(self) -> list[ManagedOrder]:
+        """Every order the manager knows, in submission order."""
+        return list(self._orders.values())
+
+    @property
+    def fill_ids(self) -> frozenset[str]:
+        return frozenset(self._fill_ids)
+
+    def open_orders(self) -> list[OpenOrder]:
+        """Open orders as the risk gate counts them. A market order is valued at the instrument's mark
+        (left out while the instrument has none)."""
+        holdings = self.portfolio.holdings()
+        out = []
+        for managed in self._orders.values():
+            if not managed.status.is_open:
+                continue
+            intent = managed.approved.intent
+            price = managed.approved.price
+            if price is None:
+                holding = holdings.get(intent.key)
+                if holding is None or not holding.mark:
+                    continue
+                price = holding.mark
+            out.append(
+                OpenOrder(
+                    managed.client_order_id,
+                    intent.exchange,
+                    intent.symbol,
+                    intent.side,
+                    intent.order_type,
+                    price,
+                    managed.remaining,
+                    intent.reduce_only,
+                )
+            )
+        return out
+
+    def view(self) -> PortfolioView:
+        """The account as the risk gate reads it (portfolio plus open orders)."""
+        return self.portfolio.view(self.open_orders())
+
+    def drain(self) -> list[ExecutionRecord]:
+        """Order events and fills produced since the last call, in order (for ``fills.v1``)."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _apply(self, report: VenueReport) -> None:
+        managed = self._orders.get(report.client_order_id)
+        if managed is None:
+            self.unmatched_reports.append(report)
+            return
+        if report.venue_order_id is not None:
+            managed.venue_order_id = report.venue_order_id
+        fill = report.fill
+        if fill is None:
+            self._transition(managed, report.kind, report.ts_event, reason=report.reason)
+        elif fill.fill_id not in self._fill_ids:
+            self._book_fill(managed, report.kind, fill)
+
+    def _book_fill(self, managed: ManagedOrder, kind: OrderEventKind, fill: Fill) -> None:
+        self._transition(managed, kind, fill.ts_event, filled=managed.filled + fill.amount)
+        self._fill_ids.add(fill.fill_id)
+        self.portfolio.apply_fill(fill)
+        self._outbox.append(fill)
+
+    def _sync(self, managed: ManagedOrder, remote: VenueOrder) -> None:
+        """Bring ``managed`` to the venue's record ``remote`` through allowed transitions."""
+        now = self._clock.now()
+        managed.venue_order_id = remote.venue_order_id
+        if managed.status is OrderStatus.PENDING_SUBMIT:
+            self._transition(managed, _Kind.SUBMIT, now)
+        if remote.status is OrderStatus.REJECTED:
+            self._transition(managed, _Kind.REJECT, now, reason="rejected_at_venue")
+            return
+        if managed.status is OrderStatus.SUBMITTED:
+            self._transition(managed, _Kind.ACCEPT, now)
+        for fill in remote.fills:
+            if fill.fill_id in self._fill_ids:
+                continue
+            done = managed.filled + fill.amount >= managed.approved.amount
+            self._book_fill(managed, _Kind.FILL if done else _Kind.PARTIAL_FILL, fill)
+        if remote.status is OrderStatus.CANCELED and managed.status is not OrderStatus.CANCELED:
+            self._transition(managed, _Kind.CANCEL, now, reason="canceled_at_venue")
+        elif remote.status is OrderStatus.EXPIRED and managed.status is not OrderStatus.EXPIRED:
+            self._transition(managed, _Kind.EXPIRE, now, reason="expired_at_venue")
+        if remote.filled != managed.filled or (remote.status is OrderStatus.FILLED) != (
+            managed.status is OrderStatus.FILLED
+        ):
+            raise ReconciliationMismatch(
+                f"order {managed.client_order_id}: venue says {remote.status} with {remote.filled} filled, "
+                f"we have {managed.status} with {managed.filled} after applying the venue's fills"
+            )
+
+    def _transition(
+        self,
+        managed: ManagedOrder,
+        kind: OrderEventKind,
+        ts: datetime,
+        *,
+        reason: str = "",
+        filled: Decimal | None = None,
+    ) -> None:
+        before = managed.status
+        status = managed.machine.apply(kind, managed.client_order_id)
+        if filled is not None:
+            managed.filled = filled
+        if reason:
+            managed.reason = reason
+        if status is before and filled is None:
+            return  # a duplicate or late report that changes nothing: no event
+        intent = managed.approved.intent
+        self._outbox.append(
+            OrderEvent(
+                intent.exchange,
+                intent.account,
+                managed.client_order_id,
+                intent.symbol,
+                kind,
+                status,
+                managed.filled,
+                managed.remaining,
+                ts,
+                managed.venue_order_id,
+                reason,
+            )
+        )
