@@ -1,0 +1,62 @@
+"""orders: approved order intents and their latest state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.orders import OrderType
+from quality.suites._spec import (
+    Column,
+    TableSpec,
+    Window,
+    finite_positive,
+    in_set,
+    not_null,
+    rows_where,
+    suite_of,
+    unique_key,
+)
+
+if TYPE_CHECKING:
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+SPEC = TableSpec(
+    table="orders",
+    columns=(
+        Column("client_order_id", "text"),
+        Column("account", "text"),
+        Column("strategy", "text"),
+        Column("exchange", "text"),
+        Column("symbol", "text"),
+        Column("side", "text"),
+        Column("order_type", "text"),
+        Column("amount", "numeric"),
+        Column("limit_price", "numeric", nullable=True),
+        Column("status", "text"),
+        Column("venue_order_id", "text", nullable=True),
+        Column("ts_created", "ts"),
+        Column("ts_updated", "ts"),
+    ),
+    key=("client_order_id",),
+    time_column="ts_created",
+)
+
+
+def build(window: Window) -> ExpectationSuite:
+    """Not-null, side and type, finite positive amount and limit price, limit orders priced, times."""
+    d = window.dialect
+    return suite_of(
+        "orders",
+        [
+            *not_null(SPEC, d),
+            in_set("side", ("buy", "sell")),
+            in_set("order_type", tuple(t.value for t in OrderType)),
+            *finite_positive("amount", d),
+            *finite_positive("limit_price", d),
+            rows_where(
+                "order_type = 'limit' AND limit_price IS NULL", "limit_order_has_price", "a limit order has a price"
+            ),
+            rows_where("ts_updated < ts_created", "updated_after_created", "ts_updated >= ts_created"),
+            unique_key(SPEC.key),
+        ],
+    )
