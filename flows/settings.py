@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.config import StrictConfig
 from core.errors import ConfigError
+from risk.config import RiskLimits
 
 Mode = Literal["backtest", "paper", "shadow", "live"]
 
@@ -137,6 +138,8 @@ class Bot4Settings(BaseSettings):
     quality: QualitySettings = QualitySettings()
     exchange: ExchangeSettings = ExchangeSettings()
     storage: StorageSettings = StorageSettings()
+    #: The risk gate's limits (risk/config.py): BOT4_RISK__MAX_POSITION_PCT=0.01 and so on.
+    risk: RiskLimits = RiskLimits()
 
     @classmethod
     def settings_customise_sources(

@@ -85,3 +85,13 @@ def test_cli_reports_a_bad_setting_with_exit_code_2(monkeypatch):
     monkeypatch.setenv("BOT4_MODE", "yolo")
     result = CliRunner().invoke(app, ["config", "show"])
     assert result.exit_code == 2
+
+
+def test_risk_limits_compose_into_the_settings_and_refuse_bad_values(monkeypatch):
+    from decimal import Decimal
+
+    monkeypatch.setenv("BOT4_RISK__MAX_POSITION_PCT", "0.01")
+    assert load_settings().risk.max_position_pct == Decimal("0.01")
+    monkeypatch.setenv("BOT4_RISK__MAX_POSITION_PCT", "-0.5")
+    with pytest.raises(ConfigError, match="risk.max_position_pct"):
+        load_settings()
