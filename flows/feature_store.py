@@ -1,0 +1,304 @@
+"""Feast glue: apply the declarations of ``feature_repo/``, push feature vectors, read them back
+online, and build point-in-time correct training sets.
+
+Environments (``feature_repo/envs/<env>/feature_store.yaml``, values from ``BOT4_FEAST_*``):
+``local`` is the embedded default (SQLite online, parquet offline, file registry under a data
+dir); ``dev`` uses the local services (Redis online, PostgreSQL ``feature_rows`` offline, SQL
+registry). :func:`export_environment` sets the variables those files expand from the Bot4 settings.
+
+Feast 0.67 behaviours handled here (NOTES.md): a push to a PostgreSQL-backed source with
+``ONLINE_AND_OFFLINE`` fails after writing online, so on ``dev`` the flow writes ``feature_rows``
+itself and pushes ``ONLINE``; online reads ignore the TTL and return unknown entities as present,
+so a value older than the TTL (or with a zero timestamp) is reported missing; historical
+retrieval on PostgreSQL compares every entity row with every feature row, so the entity frame is
+split by day; the file store drops entity rows it cannot match, so results are merged back onto
+the entity frame; returned timestamps are naive UTC and are localized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+from features.schema import FEATURE_NAMES, FEATURES, FeatureValue, FeatureVector
+from flows.settings import Bot4Settings
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+log = logging.getLogger(__name__)
+
+REPO_DIR = Path(__file__).resolve().parents[1] / "feature_repo"
+PUSH_SOURCE = "bars_1m_push"
+FEATURE_VIEW = "bars_1m"
+FEATURE_SERVICE = "model_v1"
+#: Must equal feature_repo/views.py BARS_1M_TTL (checked by the tests against the registry).
+BARS_1M_TTL = timedelta(minutes=5)
+#: Modules of feature_repo/, re-imported on every apply so the environment they read is current.
+_REPO_MODULES = ("entities", "sources", "views", "services")
+_PANDAS_DTYPES = {"float64": "float64", "int64": "Int64", "bool": "boolean"}
+
+FeastEnv = Literal["local", "dev"]
+
+
+class FeastConfig(BaseSettings):
+    """Which Feast environment and project the flows and the CLI use (``BOT4_FEAST_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BOT4_FEAST_", frozen=True, extra="ignore")
+
+    env: FeastEnv = "local"
+    #: Feast project: isolates one deployment (or one test) inside a shared registry and online store.
+    project: str = Field(default="bot4", pattern=r"^[a-z][a-z0-9_]*$")
+    #: ``local``: where registry, SQLite and parquet files live.
+    data_dir: Path = Path("out/feast")
+    #: ``dev``: database of the SQL registry (default: the Bot4 PostgreSQL database).
+    registry_db: str | None = None
+    #: Whether the features flow pushes every batch of vectors to the online store.
+    push: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> FeastConfig:
+        try:
+            return cls(**overrides)
+        except ValueError as exc:
+            raise ConfigError(f"invalid BOT4_FEAST_* settings: {exc}") from None
+
+
+def yaml_path(env: FeastEnv) -> Path:
+    return REPO_DIR / "envs" / env / "feature_store.yaml"
+
+
+def export_environment(config: FeastConfig, settings: Bot4Settings) -> None:
+    """Set the ``BOT4_FEAST_*`` variables the yaml files and ``feature_repo/sources.py`` expand."""
+    pg, redis = settings.postgres, settings.redis
+    data_dir = config.data_dir.resolve()
+    redis_conn = f"{redis.host}:{redis.port}"
+    if redis.password.get_secret_value():
+        redis_conn += f",password={redis.password.get_secret_value()}"
+    os.environ.update(
+        {
+            "BOT4_FEAST_ENV": config.env,
+            "BOT4_FEAST_PROJECT": config.project,
+            "BOT4_FEAST_DATA_DIR": str(data_dir),
+            "BOT4_FEAST_PG_HOST": pg.host,
+            "BOT4_FEAST_PG_PORT": str(pg.port),
+            "BOT4_FEAST_PG_DB": pg.dbname,
+            "BOT4_FEAST_PG_USER": pg.user,
+            "BOT4_FEAST_PG_PASSWORD": pg.password.get_secret_value(),
+            "BOT4_FEAST_PG_SSLMODE": pg.sslmode,
+            "BOT4_FEAST_REGISTRY_DB": config.registry_db or pg.dbname,
+            "BOT4_FEAST_REDIS": redis_conn,
+        }
+    )
+
+
+def open_store(config: FeastConfig, settings: Bot4Settings) -> FeatureStore:
+    """A FeatureStore on the configured environment (the declarations must have been applied)."""
+    from feast import FeatureStore
+
+    export_environment(config, settings)
+    if config.env == "local":
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(repo_path=str(REPO_DIR), fs_yaml_file=yaml_path(config.env))
+
+
+@contextlib.contextmanager
+def _in_repo() -> Iterator[None]:
+    # Feast names repo modules relative to the working directory and imports them from sys.path.
+    cwd = os.getcwd()
+    for name in _REPO_MODULES:
+        sys.modules.pop(name, None)
+    sys.path.insert(0, str(REPO_DIR))
+    os.chdir(REPO_DIR)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(REPO_DIR))
+        for name in _REPO_MODULES:
+            sys.modules.pop(name, None)
+
+
+def empty_feature_frame() -> pd.DataFrame:
+    """A frame with the push source's columns and dtypes and no rows."""
+    columns: dict[str, pd.Series] = {
+        "symbol": pd.Series([], dtype="string"),
+        "event_timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
+    }
+    for spec in FEATURES:
+        columns[spec.name] = pd.Series([], dtype=_PANDAS_DTYPES[spec.dtype])
+    return pd.DataFrame(columns)
+
+
+def apply(config: FeastConfig, settings: Bot4Settings) -> FeatureStore:
+    """Register the declarations of ``feature_repo/`` in the environment's registry.
+
+    Equivalent to ``feast -c feature_repo -f feature_repo/envs/<env>/feature_store.yaml apply``
+    with the variables of :func:`export_environment`; on ``local`` it also creates the empty
+    parquet file the offline store appends to.
+    """
+    from feast.repo_operations import parse_repo
+
+    store = open_store(config, settings)
+    if config.env == "local":
+        parquet = config.data_dir.resolve() / "feature_rows_1m.parquet"
+        if not parquet.exists():
+            empty_feature_frame().to_parquet(parquet, index=False)
+    with _in_repo():
+        repo = parse_repo(REPO_DIR)
+    store.apply(
+        [*repo.data_sources, *repo.entities, *repo.feature_views, *repo.feature_services],
+        partial=False,
+    )
+    store.refresh_registry()  # the store's cached registry predates this apply
+    return store
+
+
+# -- push --------------------------------------------------------------------------------------------
+
+
+def vectors_frame(vectors: Sequence[FeatureVector]) -> pd.DataFrame:
+    """Vectors as the push source's frame: ``symbol``, ``event_timestamp`` (UTC) and every feature."""
+    data: dict[str, Any] = {
+        "symbol": pd.Series([v.key for v in vectors], dtype="string"),
+        "event_timestamp": pd.Series([v.ts_event for v in vectors], dtype="datetime64[us, UTC]"),
+    }
+    for spec in FEATURES:
+        values = [v.values.get(spec.name) for v in vectors]
+        data[spec.name] = pd.Series(values, dtype=_PANDAS_DTYPES[spec.dtype])
+    return pd.DataFrame(data)
+
+
+def push(store: FeatureStore, vectors: Sequence[FeatureVector], env: FeastEnv) -> None:
+    """Push vectors to the online store (and, on ``local``, append them to the parquet history).
+
+    On ``dev`` the history is ``feature_rows``, written by the features flow before this call.
+    """
+    from feast.data_source import PushMode
+
+    if not vectors:
+        return
+    mode = PushMode.ONLINE_AND_OFFLINE if env == "local" else PushMode.ONLINE
+    store.push(PUSH_SOURCE, vectors_frame(vectors), to=mode)
+
+
+class _FeastPushPartition(StatelessSinkPartition[FeatureVector]):
+    def __init__(self, config: FeastConfig, settings: Bot4Settings) -> None:
+        self._store = open_store(config, settings)
+        self._env = config.env
+
+    def write_batch(self, items: list[FeatureVector]) -> None:
+        push(self._store, items, self._env)
+
+
+class FeastPushSink(DynamicSink[FeatureVector]):
+    """Bytewax sink pushing each batch of vectors to Feast (one FeatureStore per worker)."""
+
+    def __init__(self, config: FeastConfig, settings: Bot4Settings) -> None:
+        self._config = config
+        self._settings = settings
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _FeastPushPartition:
+        return _FeastPushPartition(self._config, self._settings)
+
+
+# -- online read --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineFeatures:
+    """The latest vector of one instrument in the online store, or ``event_timestamp=None``.
+
+    ``values`` is empty when nothing usable is stored (unknown symbol, or older than ``max_age``).
+    """
+
+    symbol: str
+    event_timestamp: datetime | None
+    age: timedelta | None
+    values: dict[str, FeatureValue]
+
+    @property
+    def present(self) -> bool:
+        return self.event_timestamp is not None
+
+
+def _as_utc(value: object) -> datetime | None:
+    # Feast returns event timestamps as epoch seconds; 0 is its "never written" (Redis, unknown key).
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC) if value > 0 else None
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def read_online(store: FeatureStore, symbol: str, now: datetime, max_age: timedelta = BARS_1M_TTL) -> OnlineFeatures:
+    """The latest values of ``symbol`` with their age at ``now``; stale or absent values are missing."""
+    service = store.get_feature_service(FEATURE_SERVICE)
+    response = store.get_online_features(features=service, entity_rows=[{"symbol": symbol}])
+    data = response.to_dict(include_event_timestamps=True)
+    stamps = [_as_utc(data.get(f"{name}__ts", [None])[0]) for name in FEATURE_NAMES]
+    known = [ts for ts in stamps if ts is not None and ts.timestamp() > 0]
+    newest = max(known) if known else None
+    if newest is None or now - newest > max_age:
+        return OnlineFeatures(symbol, None, None if newest is None else now - newest, {})
+    values = {name: data[name][0] for name in FEATURE_NAMES}
+    return OnlineFeatures(symbol, newest, now - newest, values)
+
+
+# -- history -------------------------------------------------------------------------------------------
+
+
+def entity_frame(symbols: Sequence[str], start: datetime, end: datetime, every: timedelta) -> pd.DataFrame:
+    """One entity row per symbol and time from ``start`` to ``end`` inclusive, every ``every``."""
+    if every <= timedelta(0):
+        raise ValueError(f"every must be positive, got {every}")
+    times = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq=every, tz=UTC)
+    rows = [(s, t) for s in symbols for t in times]
+    return pd.DataFrame(
+        {
+            "symbol": pd.Series([r[0] for r in rows], dtype="object"),
+            "event_timestamp": pd.Series([r[1] for r in rows], dtype="datetime64[ns, UTC]"),
+        }
+    )
+
+
+def read_history(store: FeatureStore, entities: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time correct features for every entity row (``symbol``, ``event_timestamp``).
+
+    Every entity row comes back, in the input order, with NaN/None where no feature was known at
+    its time (or only one older than the view's TTL).
+    """
+    service = store.get_feature_service(FEATURE_SERVICE)
+    frame = entities[["symbol", "event_timestamp"]].copy()
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+    parts = []
+    for _, day in frame.groupby(frame["event_timestamp"].dt.floor("D"), sort=True):
+        if day.empty:
+            continue
+        result = store.get_historical_features(entity_df=day.reset_index(drop=True), features=service).to_df()
+        parts.append(result)
+    if parts:
+        found = pd.concat(parts, ignore_index=True)
+        found["event_timestamp"] = pd.to_datetime(found["event_timestamp"], utc=True)
+        found = found.drop_duplicates(["symbol", "event_timestamp"])
+    else:
+        found = pd.DataFrame(columns=["symbol", "event_timestamp", *FEATURE_NAMES])
+    columns = ["symbol", "event_timestamp", *FEATURE_NAMES]
+    return frame.merge(found[columns], on=["symbol", "event_timestamp"], how="left").reset_index(drop=True)
