@@ -199,6 +199,15 @@ def demo(
     out_console.print("Not built yet: features, models, risk gate and paper trading in the demo (see README).")
 
 
+from flows.validate_cmd import register as _register_validate  # noqa: E402
+
+_register_validate(app)
+
+
+from flows.features_cmd import register as _register_features  # noqa: E402
+_register_features(app)
+
+
 def main() -> None:
     try:
         app()

@@ -35,7 +35,7 @@ a { color: #0969da; }
 .cards { display: flex; gap: 16px; flex-wrap: wrap; margin-bottom: 24px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 18px; min-width: 150px; }
 .card b { display: block; font-size: 22px; }
-.card span { color: var(--muted); font-size: 12px; text-transform: uppercase; }
+.card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; }
 table { border-collapse: collapse; width: 100%; background: #fff; border: 1px solid var(--line);
         border-radius: 8px; overflow: hidden; margin-bottom: 24px; }
 th, td { text-align: left; padding: 7px 12px; border-bottom: 1px solid var(--line); vertical-align: top; }
@@ -63,7 +63,7 @@ def _badge(status: str) -> str:
 
 
 def _card(value: object, label: str) -> str:
-    return f'<div class="card"><b>{escape(str(value))}</b><span>{escape(label)}</span></div>'
+    return f'<div class="card"><b>{escape(str(value))}</b><span class="label">{escape(label)}</span></div>'
 
 
 def _subtitle(run: ValidationRun) -> str:
@@ -72,11 +72,15 @@ def _subtitle(run: ValidationRun) -> str:
     return f"run {run.run_id} · {run.backend} {run.target} · {scope} · {span}"
 
 
+def _status_card(status: str, label: str) -> str:
+    return f'<div class="card"><b>{_badge(status)}</b><span class="label">{escape(label)}</span></div>'
+
+
 def index_html(run: ValidationRun) -> str:
     summary = run.summary()
     cards = "".join(
         [
-            f'<div class="card"><b>{_badge("passed" if run.success else "failed")}</b><span>result</span></div>',
+            _status_card("passed" if run.success else "failed", "result"),
             _card(len(run.tables), "tables"),
             _card(summary["batches"], "batches"),
             _card(f"{summary['rows_validated']:,}", "rows validated"),
@@ -120,7 +124,7 @@ def _table_row(t: TableResult) -> str:
 def table_html(run: ValidationRun, t: TableResult) -> str:
     sections = "".join(_batch_section(b) for b in t.batches)
     nav = '<p><a href="index.html">&larr; all tables</a></p>'
-    cards = f'<div class="cards"><div class="card"><b>{_badge(t.status)}</b><span>{escape(t.table)}</span></div>'
+    cards = '<div class="cards">' + _status_card(t.status, t.table)
     cards += _card(f"{t.rows:,}", "rows") + _card(len(t.batches) - 1, "days") + "</div>"
     return _page(f"{t.table} · Bot4 data validation", _subtitle(run), nav + cards + sections)
 
