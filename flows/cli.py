@@ -205,6 +205,7 @@ _register_validate(app)
 
 
 from flows.features_cmd import register as _register_features  # noqa: E402
+
 _register_features(app)
 
 
