@@ -4,7 +4,10 @@ Rules (Binance spot "how to manage a local order book"): after a snapshot with u
 diffs with ``u <= L`` are already in it and are dropped; the first diff applied must straddle
 ``L + 1`` (``U <= L + 1 <= u``); every later diff must start at the previous ``u + 1``. Anything
 else is a gap: the book is marked unusable and stays so until the next snapshot. A paper venue
-never fills on an unusable book.
+never fills on an unusable book. Diffs that arrive while the book waits for a snapshot are buffered
+(the last ``buffer`` of them) and replayed on the snapshot under the same rules: Binance's procedure
+is "buffer the stream, fetch the snapshot, apply the buffered diffs newer than it", and recorders
+write those diffs before the snapshot line.
 
 >>> from decimal import Decimal as D
 >>> from core.clock import from_epoch_ms
@@ -25,6 +28,7 @@ False
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections import deque
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -91,14 +95,15 @@ class BookSide:
 class L2Book:
     """A local L2 book for one instrument; see the module docstring for the sequence rules."""
 
-    __slots__ = ("_awaiting_first", "asks", "bids", "last_update_id", "problem")
+    __slots__ = ("_awaiting_first", "_buffer", "asks", "bids", "last_update_id", "problem")
 
-    def __init__(self) -> None:
+    def __init__(self, buffer: int = 1000) -> None:
         self.bids = BookSide(descending=True)
         self.asks = BookSide(descending=False)
         self.last_update_id: int | None = None
         self.problem: str | None = "no snapshot yet"
         self._awaiting_first = False
+        self._buffer: deque[BookDelta] = deque(maxlen=buffer)
 
     @property
     def usable(self) -> bool:
@@ -106,16 +111,22 @@ class L2Book:
         return self.problem is None
 
     def apply_snapshot(self, snapshot: BookSnapshot) -> None:
-        """Replace the book with ``snapshot``; it becomes usable again."""
+        """Replace the book with ``snapshot`` and replay the diffs buffered while waiting for it."""
         self.bids.replace(snapshot.bids)
         self.asks.replace(snapshot.asks)
         self.last_update_id = snapshot.sequence
         self._awaiting_first = snapshot.sequence is not None
         self.problem = None
+        buffered = list(self._buffer)
+        self._buffer.clear()
+        for delta in buffered:
+            self.apply_delta(delta)
 
     def apply_delta(self, delta: BookDelta) -> bool:
-        """Apply one diff; True if it changed the book, False if dropped (stale) or refused (gap)."""
+        """Apply one diff; True if it changed the book, False if dropped (stale), buffered (no
+        snapshot yet) or refused (gap)."""
         if self.problem is not None:
+            self._buffer.append(delta)
             return False
         last, first, final = self.last_update_id, delta.first_sequence, delta.sequence
         if last is not None:

@@ -123,8 +123,8 @@ class Portfolio:
     # -- updates ---------------------------------------------------------------------------------
 
     def apply_fill(self, fill: Fill) -> None:
-        """Book one fill: cash, fee, position amount, cost basis, realized PnL; the mark moves to the
-        fill price if the instrument had none."""
+        """Book one fill: cash, fee, position amount, cost basis, realized PnL. The instrument's mark
+        moves to the fill price (the newest price we know) until the next :meth:`mark`."""
         base, quote = split_symbol(fill.symbol)
         if quote != self.quote_currency:
             raise ValueError(
@@ -144,8 +144,7 @@ class Portfolio:
             self.cash = self.cash - signed * fill.price - fee
             self.fees += fee
             self._trade(book, signed, fill.price)
-            if not book.mark:
-                book.mark = fill.price
+            book.mark = fill.price
         self._track(fill.ts_event)
 
     def mark(self, exchange: str, symbol: str, price: Decimal, ts: datetime | None = None) -> None:
