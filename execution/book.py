@@ -72,6 +72,7 @@ class BookSide:
         self.prices = sorted(self.levels)
 
     def amount_at(self, price: Decimal) -> Decimal:
+        """Displayed amount at ``price`` (0 when there is no level)."""
         return self.levels.get(price, _ZERO)
 
     def best(self) -> Level | None:
@@ -93,7 +94,7 @@ class BookSide:
 
 
 class L2Book:
-    """A local L2 book for one instrument; see the module docstring for the sequence rules."""
+    """A local L2 book for one instrument; the module docstring shows the sequence rules at work."""
 
     __slots__ = ("_awaiting_first", "_buffer", "asks", "bids", "last_update_id", "problem")
 
@@ -150,9 +151,11 @@ class L2Book:
         return True
 
     def best_bid(self) -> Level | None:
+        """Highest bid ``(price, amount)``, or None."""
         return self.bids.best()
 
     def best_ask(self) -> Level | None:
+        """Lowest ask ``(price, amount)``, or None."""
         return self.asks.best()
 
     def mid(self) -> Decimal | None:

@@ -80,14 +80,17 @@ class ManagedOrder:
 
     @property
     def client_order_id(self) -> str:
+        """The deterministic id the order carries at the venue."""
         return self.approved.client_order_id
 
     @property
     def status(self) -> OrderStatus:
+        """Where the order's state machine stands."""
         return self.machine.status
 
     @property
     def remaining(self) -> Decimal:
+        """Approved amount not filled yet."""
         return self.approved.amount - self.filled
 
     def __getstate__(self) -> dict[str, Any]:
@@ -131,7 +134,8 @@ class ReconcileReport:
 
 
 class OrderManager:
-    """Submits approved orders to ``venue`` and keeps their state and the portfolio; see the module doc.
+    """Submits approved orders to ``venue`` and keeps their state and the portfolio (example in the
+    module docstring).
 
     ``clock`` stamps what the manager itself decides (the SUBMIT and CANCEL_REQUEST events); in a
     backtest it is the paper venue (its event clock), live it is the system clock.
@@ -258,6 +262,7 @@ class OrderManager:
     # -- reads -----------------------------------------------------------------------------------
 
     def order(self, client_order_id: str) -> ManagedOrder | None:
+        """The order with this client id, or None when the manager never saw it."""
         return self._orders.get(client_order_id)
 
     def orders(self) -> list[ManagedOrder]:
@@ -266,6 +271,7 @@ class OrderManager:
 
     @property
     def fill_ids(self) -> frozenset[str]:
+        """Ids of every fill applied (persist them with the orders: they make fills idempotent)."""
         return frozenset(self._fill_ids)
 
     def open_orders(self) -> list[OpenOrder]:

@@ -26,7 +26,7 @@ no transition from partially_filled on submit (b4-1)
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from core.errors import HaltAndAlert
 from core.fills import OrderEventKind, OrderStatus
@@ -139,8 +139,7 @@ class StateMachine(Generic[S, E]):
         self._table = table
         self._state = initial
         self._resume: S | None = None
-        # States with a RESUME edge overlay the state they were entered from.
-        self._overlays = frozenset(state for (state, _), target in table.items() if isinstance(target, _Resume))
+        self._overlays: frozenset[S] = _overlays(table)
 
     @classmethod
     def restore(cls, table: Mapping[tuple[S, E], S | _Resume], state: S, resume: S | None) -> StateMachine[S, E]:
@@ -151,6 +150,7 @@ class StateMachine(Generic[S, E]):
 
     @property
     def status(self) -> S:
+        """The current state."""
         return self._state
 
     @property
@@ -185,6 +185,20 @@ class StateMachine(Generic[S, E]):
             self._resume = None
         self._state = target
         return target
+
+
+_OVERLAYS: dict[int, tuple[object, frozenset[Any]]] = {}
+
+
+def _overlays(table: Mapping[tuple[S, E], S | _Resume]) -> frozenset[S]:
+    """States with a RESUME edge (they overlay the state they were entered from), computed once per
+    table: one machine is built per order."""
+    cached = _OVERLAYS.get(id(table))
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    overlays = frozenset(state for (state, _), target in table.items() if isinstance(target, _Resume))
+    _OVERLAYS[id(table)] = (table, overlays)  # holding the table keeps its id from being reused
+    return overlays
 
 
 def new_order_machine(status: OrderStatus = OrderStatus.PENDING_SUBMIT) -> StateMachine[OrderStatus, OrderEventKind]:

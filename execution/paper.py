@@ -167,9 +167,11 @@ class _PaperOrder:
 
     @property
     def remaining(self) -> Decimal:
+        """Amount not filled yet."""
         return self.amount - self.filled
 
     def record(self) -> VenueOrder:
+        """An immutable copy for ``fetch_order`` / ``fetch_open_orders``."""
         intent = self.approved.intent
         return VenueOrder(
             intent.client_order_id,
@@ -186,7 +188,7 @@ class _PaperOrder:
 
 
 class PaperVenue:
-    """A simulated spot venue; see the module docstring for the matching rules."""
+    """A simulated spot venue; the module docstring has the matching rules and an example."""
 
     def __init__(
         self,
@@ -218,6 +220,7 @@ class PaperVenue:
 
     @property
     def capabilities(self) -> VenueCapabilities:
+        """What this venue was configured to support."""
         return self._caps
 
     def submit(self, order: ApprovedOrder) -> VenueReport:
@@ -245,10 +248,12 @@ class PaperVenue:
         return VenueReport(client_order_id, OrderEventKind.CANCEL, self._now, paper.venue_order_id)
 
     def fetch_order(self, client_order_id: str) -> VenueOrder | None:
+        """The venue's record of the order (terminal ones included), with its fills; None if unknown."""
         paper = self._orders.get(client_order_id)
         return None if paper is None else paper.record()
 
     def fetch_open_orders(self, symbol: str | None = None) -> Sequence[VenueOrder]:
+        """Orders accepted and not finished (including those still travelling to the book)."""
         return [
             p.record()
             for p in self._orders.values()
@@ -256,10 +261,12 @@ class PaperVenue:
         ]
 
     def poll(self) -> list[VenueReport]:
+        """Fills and expiries produced since the last poll, in the order they happened."""
         reports, self._reports = self._reports, []
         return reports
 
     def balances(self) -> Mapping[str, Decimal]:
+        """Total balance per currency (a copy)."""
         return dict(self._balances)
 
     def available(self, currency: str) -> Decimal:
@@ -271,6 +278,11 @@ class PaperVenue:
         return self._balances.get(currency, _ZERO) - self._locked.get(currency, _ZERO)
 
     def positions(self) -> Mapping[str, Decimal]:
+        """Base-currency holding per listed symbol (spot has no shorts).
+
+        >>> PaperVenue(_EXAMPLE_CAPS, {"BTC": Decimal("0.5")}).positions()
+        {'BTC/USDT': Decimal('0.5')}
+        """
         out: dict[str, Decimal] = {}
         for symbol in self._caps.rules:
             out[symbol] = self._balances.get(split_symbol(symbol)[0], _ZERO)

@@ -75,6 +75,7 @@ class Holding:
 
     @property
     def key(self) -> str:
+        """``exchange:SYMBOL``."""
         return instrument_key(self.exchange, self.symbol)
 
     @property
@@ -90,6 +91,7 @@ class Holding:
 
     @property
     def unrealized_pnl(self) -> Decimal:
+        """``amount x mark - cost basis``."""
         with localcontext(_EXACT):
             return self.amount * self.mark - self.cost_basis
 
@@ -107,7 +109,7 @@ class _Book:
 
 
 class Portfolio:
-    """Positions and PnL of one account in one quote currency; see the module docstring."""
+    """Positions and PnL of one account in one quote currency (worked example in the module docstring)."""
 
     def __init__(self, account: str, starting_cash: Decimal, quote_currency: str = "USDT") -> None:
         self.account = account
@@ -158,11 +160,13 @@ class Portfolio:
 
     @property
     def realized_pnl(self) -> Decimal:
+        """PnL booked by reductions of positions, fees not included."""
         with localcontext(_EXACT):
             return sum((b.realized for b in self._books.values()), _ZERO)
 
     @property
     def unrealized_pnl(self) -> Decimal:
+        """Sum over instruments of ``amount x mark - cost basis``."""
         with localcontext(_EXACT):
             return sum((b.amount * b.mark - b.cost_basis for b in self._books.values()), _ZERO)
 
@@ -180,6 +184,7 @@ class Portfolio:
 
     @property
     def peak_equity(self) -> Decimal:
+        """Highest equity seen at any fill or mark (starting cash at first)."""
         return self._peak
 
     @property
@@ -243,7 +248,10 @@ class Portfolio:
             book.amount += rest
 
     def _track(self, ts: datetime | None) -> None:
-        equity = self.equity
+        with localcontext(_EXACT):
+            equity = self.cash
+            for b in self._books.values():
+                equity += b.amount * b.mark
         self._peak = max(self._peak, equity)
         dd = _fraction_below(self._peak, equity)
         self._max_drawdown = max(self._max_drawdown, dd)

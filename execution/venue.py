@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Protocol
 
@@ -37,7 +38,11 @@ DUPLICATE_CLIENT_ORDER_ID = "duplicate_client_order_id"
 
 @dataclass(frozen=True, slots=True)
 class FeeSchedule:
-    """Fee rates as fractions of notional (``0.001`` = 0.1 %); negative maker = rebate."""
+    """Fee rates as fractions of notional (``0.001`` = 0.1 %); negative maker = rebate.
+
+    >>> FeeSchedule(Decimal("0.001"), Decimal("0.001")).taker * Decimal("618.3764")
+    Decimal('0.6183764')
+    """
 
     maker: Decimal
     taker: Decimal
@@ -76,6 +81,7 @@ class VenueCapabilities:
                 raise ConfigError(f"rules of {self.exchange}:{symbol} are unusable: {problem}")
 
     def supports(self, order_type: OrderType) -> bool:
+        """True when the venue takes orders of ``order_type``."""
         return order_type in self.order_types
 
     def rules_for(self, symbol: str) -> InstrumentRules | None:
@@ -112,6 +118,7 @@ class VenueOrder:
 
     @property
     def remaining(self) -> Decimal:
+        """Amount not filled yet."""
         return self.amount - self.filled
 
 
@@ -156,8 +163,10 @@ class Venue(Protocol):
         """Signed position per symbol in base units (spot: the base currency holding)."""
 
 
+@lru_cache(maxsize=4096)
 def split_symbol(symbol: str) -> tuple[str, str]:
-    """``BASE/QUOTE`` (ccxt unified, optionally ``:SETTLE``) to ``(base, quote)``."""
+    """``BASE/QUOTE`` (ccxt unified, optionally ``:SETTLE``) to ``(base, quote)`` (cached: it runs
+    several times per order)."""
     base, sep, rest = symbol.partition("/")
     quote = rest.partition(":")[0]
     if not sep or not base or not quote:
