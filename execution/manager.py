@@ -342,7 +342,10 @@ class OrderManager:
         if remote.status is OrderStatus.REJECTED:
             self._transition(managed, _Kind.REJECT, now, reason="rejected_at_venue")
             return
-        if managed.status is OrderStatus.SUBMITTED:
+        machine = managed.machine
+        if machine.status is OrderStatus.SUBMITTED or (
+            machine.status is OrderStatus.PENDING_CANCEL and machine.resume is OrderStatus.SUBMITTED
+        ):
             self._transition(managed, _Kind.ACCEPT, now)
         for fill in remote.fills:
             if fill.fill_id in self._fill_ids:
@@ -353,6 +356,10 @@ class OrderManager:
             self._transition(managed, _Kind.CANCEL, now, reason="canceled_at_venue")
         elif remote.status is OrderStatus.EXPIRED and managed.status is not OrderStatus.EXPIRED:
             self._transition(managed, _Kind.EXPIRE, now, reason="expired_at_venue")
+        elif managed.status is OrderStatus.PENDING_CANCEL and remote.status.is_open:
+            # Reconciliation runs with no request in flight: a cancel the venue has not applied was
+            # lost. The order is working again; the caller may cancel it anew.
+            self._transition(managed, _Kind.CANCEL_REJECT, now, reason="cancel_not_applied_at_venue")
         if remote.filled != managed.filled or (remote.status is OrderStatus.FILLED) != (
             managed.status is OrderStatus.FILLED
         ):

@@ -368,3 +368,27 @@ def test_accepted_order_that_vanished_from_the_venue_is_canceled_by_reconcile() 
     assert report.not_found == ("b4-1",)
     managed = vanished.order("b4-1")
     assert managed is not None and managed.status is OrderStatus.CANCELED
+
+
+class CancelDroppingVenue(FlakyVenue):
+    """Loses cancel requests on the way (the venue never sees them)."""
+
+    def cancel(self, client_order_id: str) -> VenueReport:
+        raise TimeoutError("cancel request timed out")
+
+
+def test_cancel_lost_on_the_way_is_undone_by_reconcile_and_the_order_works_again() -> None:
+    lossy = CancelDroppingVenue(venue_with_book())
+    manager = manager_on(lossy)
+    lossy.drop = "after"
+    manager.submit(approved("b4-1", "0.5", "95"))  # submit result unknown
+    lossy.drop = None
+    with pytest.raises(TimeoutError):
+        manager.cancel("b4-1")
+    managed = manager.order("b4-1")
+    assert managed is not None and managed.status is OrderStatus.PENDING_CANCEL
+    restarted = restart(manager, lossy)
+    restarted.reconcile()
+    managed = restarted.order("b4-1")
+    assert managed is not None and managed.status is OrderStatus.ACCEPTED
+    assert managed.reason == "cancel_not_applied_at_venue"
