@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 import psycopg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from psycopg.types.json import Jsonb
 
 from core.deadletter import DeadLetter
 from core.events import BookDelta, BookSnapshot, Candle, Level, MarketEvent, Quote, Trade
@@ -50,24 +50,16 @@ def copy_payload(rows: Iterable[Sequence[object]]) -> bytes:
     return "".join("\t".join([_copy_text(v) for v in row]) + "\n" for row in rows).encode()
 
 
-def _trade_line(e: Trade) -> str:
-    # Trades are the hottest table: format them directly (same output as the generic path).
-    side = e.side.value if e.side is not None else "\\N"
-    return (
-        f"{e.exchange.translate(_ESCAPE)}\t{e.symbol.translate(_ESCAPE)}\t{e.trade_id.translate(_ESCAPE)}\t"
-        f"{e.price}\t{e.amount}\t{side}\t{e.ts_event.isoformat()}\t{e.ts_recv.isoformat()}\n"
-    )
-
-
-def _levels_json(levels: tuple[Level, ...]) -> str:
-    return orjson.dumps([[str(p), str(a)] for p, a in levels]).decode()
+def _levels_json(levels: tuple[Level, ...]) -> Jsonb:
+    return Jsonb([[str(p), str(a)] for p, a in levels])
 
 
 @dataclass(frozen=True, slots=True)
 class _Table:
     name: str
     columns: tuple[str, ...]
-    conflict: str  # ON CONFLICT target, or "" for tables whose key is generated
+    types: tuple[str, ...]  # PostgreSQL types for binary COPY, one per column
+    conflict: str  # ON CONFLICT target
     row: Callable[[Any], Sequence[Any]]
 
 
@@ -75,6 +67,7 @@ _TABLES: dict[type, _Table] = {
     Trade: _Table(
         "md_trades",
         ("exchange", "symbol", "trade_id", "price", "amount", "side", "ts_event", "ts_recv"),
+        ("text", "text", "text", "numeric", "numeric", "text", "timestamptz", "timestamptz"),
         "(exchange, symbol, ts_event, trade_id)",
         lambda e: (
             e.exchange,
@@ -100,6 +93,7 @@ _TABLES: dict[type, _Table] = {
             "ts_event",
             "ts_recv",
         ),
+        ("text", "text", "int8", "numeric", "numeric", "numeric", "numeric", "timestamptz", "timestamptz"),
         "(exchange, symbol, ts_event, sequence_key)",
         lambda e: (
             e.exchange,
@@ -116,6 +110,7 @@ _TABLES: dict[type, _Table] = {
     BookSnapshot: _Table(
         "md_book_snapshots",
         ("exchange", "symbol", "sequence", "bids", "asks", "ts_event", "ts_recv"),
+        ("text", "text", "int8", "jsonb", "jsonb", "timestamptz", "timestamptz"),
         "(exchange, symbol, ts_event, sequence_key)",
         lambda e: (
             e.exchange,
@@ -130,6 +125,7 @@ _TABLES: dict[type, _Table] = {
     BookDelta: _Table(
         "md_book_deltas",
         ("exchange", "symbol", "first_sequence", "sequence", "bids", "asks", "ts_event", "ts_recv"),
+        ("text", "text", "int8", "int8", "jsonb", "jsonb", "timestamptz", "timestamptz"),
         "(exchange, symbol, ts_event, sequence_key)",
         lambda e: (
             e.exchange,
@@ -156,6 +152,19 @@ _TABLES: dict[type, _Table] = {
             "closed",
             "ts_event",
             "ts_recv",
+        ),
+        (
+            "text",
+            "text",
+            "text",
+            "numeric",
+            "numeric",
+            "numeric",
+            "numeric",
+            "numeric",
+            "bool",
+            "timestamptz",
+            "timestamptz",
         ),
         "(exchange, symbol, timeframe, ts_event)",
         lambda e: (
@@ -185,6 +194,7 @@ _TABLES: dict[type, _Table] = {
             "original",
             "ts_recv",
         ),
+        ("text", "text", "text", "text", "int4", "int8", "bytea", "bytea", "timestamptz"),
         "(source_topic, source_partition, source_offset, stage)",
         lambda e: (
             e.stage,
@@ -199,6 +209,13 @@ _TABLES: dict[type, _Table] = {
         ),
     ),
 }
+
+
+def _copy_binary(cur: psycopg.Cursor[Any], target: str, table: _Table, values: list[Sequence[Any]]) -> None:
+    with cur.copy(f"COPY {target} ({', '.join(table.columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(list(table.types))
+        for row in values:
+            copy.write_row(row)
 
 
 class PostgresWriter:
@@ -272,22 +289,19 @@ class PostgresWriter:
             for kind, rows in by_type.items():
                 table = _TABLES[kind]
                 cols = ", ".join(table.columns)
-                if kind is Trade:
-                    payload = "".join([_trade_line(t) for t in rows]).encode()  # type: ignore[arg-type]
-                else:
-                    payload = copy_payload(table.row(row) for row in rows)
-                # Fast path: COPY straight into the table (5x faster than INSERT ... SELECT). A
-                # batch holding a row that is already stored fails as a whole; it is then rolled
-                # back to the savepoint and moved through the temp table with ON CONFLICT.
+                values = [table.row(row) for row in rows]
+                # Fast path: binary COPY straight into the table (psycopg's C adapters; several
+                # times faster than INSERT ... SELECT). A batch holding a row that is already
+                # stored fails as a whole; it is rolled back to the savepoint and moved through
+                # the temp table with ON CONFLICT DO NOTHING.
                 try:
-                    with conn.transaction(), cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
-                        copy.write(payload)
+                    with conn.transaction():
+                        _copy_binary(cur, table.name, table, values)
                     inserted += len(rows)
                     continue
                 except psycopg.errors.UniqueViolation:
                     pass
-                with cur.copy(f"COPY tmp_{table.name} ({cols}) FROM STDIN") as copy:
-                    copy.write(payload)
+                _copy_binary(cur, f"tmp_{table.name}", table, values)
                 cur.execute(
                     f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM tmp_{table.name} "
                     f"ON CONFLICT {table.conflict} DO NOTHING"
