@@ -65,7 +65,10 @@ def check_event(event: MarketEvent, known_keys: frozenset[str]) -> Violation | N
     if known_keys and event.key not in known_keys:
         return Violation("unknown_symbol", f"instrument {event.key!r} is not configured (known: {len(known_keys)})")
     if isinstance(event, Trade):
-        return _positive(event.price, "trade price") or _positive(event.amount, "trade amount")
+        price, amount = event.price, event.amount
+        if price.is_finite() and amount.is_finite() and price > _ZERO and amount > _ZERO:
+            return None  # the common case, checked without building any message
+        return _positive(price, "trade price") or _positive(amount, "trade amount")
     if isinstance(event, Candle):
         for name in ("open", "high", "low", "close"):
             bad = _positive(getattr(event, name), f"candle {name}")
