@@ -29,7 +29,11 @@ Rejections a real venue gives, checked at submit: unknown symbol, unsupported or
 reduce-only, client id too long, duplicate client id, amount or price off the step/tick grid,
 amount outside the lot limits, notional below the minimum, insufficient available balance (funds
 locked by resting orders are not available). Spot only: selling needs the base currency. Fees are
-charged in the quote currency.
+charged in the quote currency (Binance charges the received asset unless BNB pays; valuing them in
+quote keeps one cash currency). Limit orders lock ``remaining x price x (1 + max fee)`` of quote (buys)
+or the remaining base (sells); a market order locks nothing while it travels and is capped at
+activation by what is then available, the rest expiring as ``insufficient_balance``. Cancels take
+effect at once (no cancel latency).
 
 >>> from datetime import timedelta
 >>> from decimal import Decimal as D
@@ -234,9 +238,13 @@ class PaperVenue:
         self._orders[cid] = paper
         if paper.price is not None:
             self._lock(paper)
-        heapq.heappush(self._pending, (paper.active_at, self._sequence, cid))
         report = VenueReport(cid, OrderEventKind.ACCEPT, self._now, paper.venue_order_id)
-        self._activate_due()
+        self._activate_due()  # orders due before this one match first
+        if paper.active_at <= self._now:
+            paper.active = True
+            self._activate(paper)
+        else:
+            heapq.heappush(self._pending, (paper.active_at, self._sequence, cid))
         return report
 
     def cancel(self, client_order_id: str) -> VenueReport:
@@ -458,12 +466,13 @@ class PaperVenue:
                 price = min(price, limit) if buy else max(price, limit)
             amount = shown
             if buy:
-                affordable = quantize_down(budget / (price * fee_mult), step)
-                if affordable < amount:
-                    amount, short_of_funds = affordable, True
-                if amount <= 0:
-                    break
-                budget -= price * amount * fee_mult
+                cost = price * amount * fee_mult
+                if cost > budget:
+                    amount, short_of_funds = quantize_down(budget / (price * fee_mult), step), True
+                    if amount <= 0:
+                        break
+                    cost = price * amount * fee_mult
+                budget -= cost
             side.set(level_price, side.amount_at(level_price) - amount)
             self._fill(paper, price, amount, Liquidity.TAKER, paper.active_at)
             if short_of_funds and buy:
