@@ -50,6 +50,7 @@ from risk.portfolio import OpenOrder, PortfolioView
 
 _ZERO = Decimal(0)
 _Kind = OrderEventKind
+_UNACKED = (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED)
 ExecutionRecord = OrderEvent | Fill
 
 
@@ -244,18 +245,24 @@ class OrderManager:
             if remote is None:
                 not_found.append(cid)
                 # Never acknowledged: it never reached the venue. Acknowledged once: the venue dropped it.
-                unacked = managed.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED)
+                unacked = managed.status in _UNACKED or (
+                    managed.status is OrderStatus.PENDING_CANCEL and managed.machine.resume in _UNACKED
+                )
                 kind = _Kind.REJECT if unacked else _Kind.CANCEL
                 self._transition(managed, kind, self._clock.now(), reason="not_found_at_venue")
             else:
                 self._sync(managed, remote)
             if (managed.status, managed.filled) != before:
                 changed.append(cid)
+        dead_here = [cid for cid in remote_open if cid in self._orders]
+        if dead_here:
+            statuses = ", ".join(f"{cid} ({self._orders[cid].status})" for cid in dead_here)
+            raise ReconciliationMismatch(f"orders open at the venue that we hold as finished: {statuses}")
         return ReconcileReport(
             checked,
             tuple(changed),
             tuple(not_found),
-            tuple(cid for cid in remote_open if cid not in self._orders),
+            tuple(remote_open),
             len(self._fill_ids) - fills_before,
         )
 

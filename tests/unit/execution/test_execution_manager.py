@@ -392,3 +392,23 @@ def test_cancel_lost_on_the_way_is_undone_by_reconcile_and_the_order_works_again
     managed = restarted.order("b4-1")
     assert managed is not None and managed.status is OrderStatus.ACCEPTED
     assert managed.reason == "cancel_not_applied_at_venue"
+
+
+def test_order_open_at_the_venue_that_we_hold_as_finished_halts_reconciliation() -> None:
+    venue = venue_with_book()
+    manager = manager_on(venue)
+    manager.submit(approved("b4-1", "0.5", "95"))
+    stale = restart(manager, venue)
+    manager.cancel("b4-1")
+    resurrected = approved("b4-1", "0.5", "95")
+    venue.submit(approved("b4-other", "0.1", "90"))
+    # The venue's copy comes back (e.g. a cancel that was reported but not applied); ours is final.
+    managed = manager.order("b4-1")
+    assert managed is not None and managed.status is OrderStatus.CANCELED
+    twin = PaperVenue(CAPS, {"USDT": d(1_000_000)})
+    twin.on_book_snapshot(BookSnapshot("binance", "BTC/USDT", 1, ((d(99), d(2)),), ((d(100), d(1)),), T, T))
+    twin.submit(resurrected)
+    checker = OrderManager(twin, manager.portfolio, clock=twin, orders=manager.orders())
+    with pytest.raises(ReconciliationMismatch, match=r"b4-1 \(canceled\)"):
+        checker.reconcile()
+    assert stale.reconcile().unknown_at_venue == ("b4-other",)
