@@ -16,6 +16,7 @@ from core.clock import ManualClock
 from core.events import BookSnapshot, Side, Trade
 from core.fills import (
     Fill,
+    Liquidity,
     OrderEvent,
     OrderEventKind,
     OrderStatus,
@@ -412,3 +413,41 @@ def test_order_open_at_the_venue_that_we_hold_as_finished_halts_reconciliation()
     with pytest.raises(ReconciliationMismatch, match=r"b4-1 \(canceled\)"):
         checker.reconcile()
     assert stale.reconcile().unknown_at_venue == ("b4-other",)
+
+
+def test_backtest_on_the_real_stream_keeps_portfolio_and_venue_balances_in_agreement() -> None:
+    """Manager + paper venue + portfolio over the whole real capture, with a fixed order script: the
+    portfolio's books (from fills) and the venue's balances (its own ledger) must agree exactly."""
+    from tests.unit.execution._exec_builders import feed, real_events
+
+    start_usdt, start_btc = d(1_000_000), d(10)
+    venue = paper({"USDT": str(start_usdt), "BTC": str(start_btc)}, latency=FixedLatency(timedelta(milliseconds=5)))
+    manager = OrderManager(venue, Portfolio(ACCOUNT, start_usdt), clock=venue)
+    for i, event in enumerate(real_events()):
+        feed(venue, [event])
+        manager.pump()
+        if i % 1_000 or not venue.book("BTC/USDT").usable:
+            continue
+        n = i // 1_000
+        best = venue.book("BTC/USDT").best_bid() if n % 2 else venue.book("BTC/USDT").best_ask()
+        assert best is not None
+        manager.submit(approved(f"b4-m{n}", "0.03", side="buy" if n % 3 else "sell"))
+        manager.submit(approved(f"b4-l{n}", "0.1", best[0], side="buy" if n % 2 else "sell"))
+        if n >= 3 and (old := manager.order(f"b4-l{n - 3}")) is not None and old.status.is_open:
+            manager.cancel(old.client_order_id)
+        mark = venue.mark_price("BTC/USDT")
+        assert mark is not None
+        manager.portfolio.mark("binance", "BTC/USDT", mark, venue.now())
+    manager.pump()
+    pf = manager.portfolio
+    balances = venue.balances()
+    fills = [r for r in manager.drain() if isinstance(r, Fill)]
+    assert len(fills) > 40 and {f.liquidity for f in fills} == {Liquidity.MAKER, Liquidity.TAKER}
+    assert pf.cash == balances["USDT"]
+    assert start_btc + pf.holdings()["binance:BTC/USDT"].amount == balances["BTC"]
+    assert pf.fees == sum(f.fee for f in fills)
+    assert pf.equity == pf.starting_cash + pf.realized_pnl + pf.unrealized_pnl - pf.fees
+    assert len(pf.equity_curve) > 40 and pf.max_drawdown >= 0
+    open_here = {o.client_order_id for o in manager.open_orders()}
+    assert open_here == {o.client_order_id for o in venue.fetch_open_orders()}
+    assert manager.reconcile().changed == ()
