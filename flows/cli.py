@@ -209,6 +209,11 @@ from flows.features_cmd import register as _register_features  # noqa: E402
 _register_features(app)
 
 
+from flows.control_cmd import register as _register_control  # noqa: E402
+
+_register_control(app)
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,151 @@
+"""The operator command path: kill switch and breaker resets, from the CLI, a file or Kafka.
+
+Every way a person stops or resumes trading ends in the same place: a command on the compacted
+topic ``control.commands.v1``, keyed by account, and a row in the ``operator_commands`` audit
+table (who, when, why). The trading flow reads that topic and hands each command to the account's
+:class:`~risk.engine.RiskEngine`, which halts and returns the cancel-all instruction for execution.
+
+- CLI: ``bot4 kill --account A --reason "..."`` and ``bot4 reset --account A --breaker drawdown
+  --reason "..."``.
+- File: creating ``$BOT4_DATA_DIR/KILL`` (its first line, if any, is the reason) is noticed by
+  :class:`KillFile` and becomes a kill switch for every account (``account="*"``), so it works
+  when nothing but a shell is left.
+- Kafka: any producer writing the v1 JSON below to ``control.commands.v1``.
+
+Wire format v1 (times in integer microseconds since the epoch, UTC)::
+
+    {"type": "kill_switch", "v": 1, "account": "main", "requested_by": "alice",
+     "reason": "venue incident", "ts": 1723161255342000}
+    {"type": "reset_breaker", "v": 1, "account": "main", "breaker": "drawdown", ...}
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import psycopg
+
+from core.clock import Clock, from_epoch_us, to_epoch_us
+from core.errors import WireFormatError
+from core.orders import KillSwitch, ResetBreaker
+from flows.kafka_io import CheckedProducer, producer_config
+from flows.settings import Bot4Settings
+
+CONTROL_TOPIC = "control.commands.v1"
+#: ``account`` of a command meant for every account (the kill file's).
+ALL_ACCOUNTS = "*"
+
+Command = KillSwitch | ResetBreaker
+
+
+def encode_command(command: Command) -> bytes:
+    body: dict[str, object] = {
+        "type": "kill_switch" if isinstance(command, KillSwitch) else "reset_breaker",
+        "v": 1,
+        "account": command.account,
+        "requested_by": command.requested_by,
+        "reason": command.reason,
+        "ts": to_epoch_us(command.ts),
+    }
+    if isinstance(command, ResetBreaker):
+        body["breaker"] = command.breaker
+    return orjson.dumps(body)
+
+
+def decode_command(data: bytes) -> Command:
+    """Parse a v1 command or raise :class:`WireFormatError` naming what is wrong."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise WireFormatError("malformed_json", f"command is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict) or obj.get("v") != 1:
+        raise WireFormatError("unsupported_version", f"command is not a v1 object: {str(obj)[:80]}")
+    kind = obj.get("type")
+    fields = ("account", "requested_by", "reason") + (("breaker",) if kind == "reset_breaker" else ())
+    for name in fields:
+        if not isinstance(obj.get(name), str) or not obj[name].strip():
+            raise WireFormatError("missing_field", f"command field {name!r} must be a non-empty string")
+    ts = obj.get("ts")
+    if not isinstance(ts, int) or isinstance(ts, bool):
+        raise WireFormatError("wrong_type", f"command field 'ts' must be integer microseconds, got {ts!r}")
+    when = from_epoch_us(ts)
+    if kind == "kill_switch":
+        return KillSwitch(obj["account"], obj["requested_by"], obj["reason"], when)
+    if kind == "reset_breaker":
+        return ResetBreaker(obj["account"], obj["breaker"], obj["requested_by"], obj["reason"], when)
+    raise WireFormatError("unknown_type", f"command type {kind!r} is not kill_switch or reset_breaker")
+
+
+def operator_name() -> str:
+    """Who is asking: ``BOT4_OPERATOR`` if set, else the login name."""
+    return os.environ.get("BOT4_OPERATOR") or getpass.getuser()
+
+
+def publish_command(settings: Bot4Settings, command: Command, *, via: str) -> None:
+    """Put ``command`` on the control topic (acknowledged before returning) and audit it.
+
+    ``via`` says which path it came by (``cli``, ``file``, ``api``). Kafka goes first: the command
+    must reach the flows even if the audit write fails, and the failure is then raised.
+    """
+    producer = CheckedProducer(producer_config(settings.kafka))
+    producer.produce(settings.kafka.topic(CONTROL_TOPIC), command.account.encode(), encode_command(command))
+    producer.flush()
+    audit_command(settings, command, via=via)
+
+
+def audit_command(settings: Bot4Settings, command: Command, *, via: str) -> None:
+    with psycopg.connect(settings.postgres.conninfo()) as conn:
+        conn.execute(
+            "INSERT INTO operator_commands (kind, account, breaker, requested_by, reason, via, ts) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (
+                "kill_switch" if isinstance(command, KillSwitch) else "reset_breaker",
+                command.account,
+                command.breaker if isinstance(command, ResetBreaker) else None,
+                command.requested_by,
+                command.reason,
+                via,
+                command.ts,
+            ),
+        )
+
+
+@dataclass
+class KillFile:
+    """The file trigger: ``path`` appearing (or being touched again) is a kill switch for every
+    account. Each distinct modification time fires once, so a flow that polls it every second
+    does not halt again and again for the same file.
+
+    >>> import tempfile
+    >>> from core.clock import ManualClock, parse_utc
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> trigger = KillFile(folder / "KILL")
+    >>> clock = ManualClock(parse_utc("2024-08-09T00:00:00Z"))
+    >>> trigger.poll(clock) is None
+    True
+    >>> _ = (folder / "KILL").write_text("exchange outage\\n")
+    >>> cmd = trigger.poll(clock)
+    >>> cmd.account, cmd.reason, cmd.requested_by
+    ('*', 'exchange outage', 'kill-file')
+    >>> trigger.poll(clock) is None
+    True
+    """
+
+    path: Path
+    _fired_mtime_ns: int | None = None
+
+    def poll(self, clock: Clock) -> KillSwitch | None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        if stat.st_mtime_ns == self._fired_mtime_ns:
+            return None
+        self._fired_mtime_ns = stat.st_mtime_ns
+        text = self.path.read_text(encoding="utf-8", errors="replace").strip()
+        reason = text.splitlines()[0].strip() if text else f"kill file {self.path} present"
+        return KillSwitch(ALL_ACCOUNTS, "kill-file", reason, clock.now())
