@@ -18,7 +18,6 @@ from execution.venue import FeeSchedule, VenueCapabilities
 from flows.replay import read_events
 from risk.decisions import approved_order_from_record
 from risk.market import InstrumentRules
-from tests.conftest import shared_data_dir
 
 T0 = parse_utc("2024-08-08T23:54:15Z")
 ACCOUNT = "acct-1"
@@ -79,10 +78,10 @@ def paper(balances: dict[str, str] | None = None, caps: VenueCapabilities = CAPS
 
 
 @cache
-def real_events() -> tuple[MarketEvent, ...]:
-    """Every event of the recorded Binance BTC/USDT capture (snapshot, diffs, trades, book tickers)."""
-    path = Path(shared_data_dir()) / REAL_FILE
-    return tuple(read_events(path))
+def real_events(shared_data: Path) -> tuple[MarketEvent, ...]:
+    """Every event of the recorded Binance BTC/USDT capture (snapshot, diffs, trades, book tickers),
+    read once per session from the ``shared_data`` fixture's folder."""
+    return tuple(read_events(shared_data / REAL_FILE))
 
 
 def feed(venue: PaperVenue, events: Iterable[MarketEvent]) -> None:

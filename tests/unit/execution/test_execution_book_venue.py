@@ -4,6 +4,7 @@ the venue capabilities declared as data."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -41,8 +42,8 @@ def diff(
     )
 
 
-def test_real_capture_keeps_the_book_synced_and_uncrossed_to_the_last_diff() -> None:
-    events: tuple[MarketEvent, ...] = real_events()
+def test_real_capture_keeps_the_book_synced_and_uncrossed_to_the_last_diff(shared_data: Path) -> None:
+    events: tuple[MarketEvent, ...] = real_events(shared_data)
     book = L2Book()
     applied = 0
     for event in events:

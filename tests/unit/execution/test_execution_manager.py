@@ -8,6 +8,7 @@ import pickle
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -415,7 +416,7 @@ def test_order_open_at_the_venue_that_we_hold_as_finished_halts_reconciliation()
     assert stale.reconcile().unknown_at_venue == ("b4-other",)
 
 
-def test_backtest_on_the_real_stream_keeps_portfolio_and_venue_balances_in_agreement() -> None:
+def test_backtest_on_the_real_stream_keeps_portfolio_and_venue_balances_in_agreement(shared_data: Path) -> None:
     """Manager + paper venue + portfolio over the whole real capture, with a fixed order script: the
     portfolio's books (from fills) and the venue's balances (its own ledger) must agree exactly."""
     from tests.unit.execution._exec_builders import feed, real_events
@@ -423,7 +424,7 @@ def test_backtest_on_the_real_stream_keeps_portfolio_and_venue_balances_in_agree
     start_usdt, start_btc = d(1_000_000), d(10)
     venue = paper({"USDT": str(start_usdt), "BTC": str(start_btc)}, latency=FixedLatency(timedelta(milliseconds=5)))
     manager = OrderManager(venue, Portfolio(ACCOUNT, start_usdt), clock=venue)
-    for i, event in enumerate(real_events()):
+    for i, event in enumerate(real_events(shared_data)):
         feed(venue, [event])
         manager.pump()
         if i % 1_000 or not venue.book("BTC/USDT").usable:

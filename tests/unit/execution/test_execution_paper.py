@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,8 +62,8 @@ def fills_of(venue: PaperVenue) -> list[Fill]:
 
 
 @pytest.fixture(scope="module")
-def events() -> tuple[MarketEvent, ...]:
-    return real_events()
+def events(shared_data: Path) -> tuple[MarketEvent, ...]:
+    return real_events(shared_data)
 
 
 CUT = 2_000  # an arbitrary point a few hundred diffs after the snapshot
