@@ -129,10 +129,11 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
-    """One transition of one order: ``kind`` happened and the order is now ``status``.
+    """One transition of one order: ``kind`` happened and the order went from ``previous`` to ``status``.
 
     ``filled`` and ``remaining`` are the order's totals after the event; ``reason`` says why for a
-    reject, cancel reject or expiry (a stable code such as ``insufficient_balance``).
+    reject, cancel reject or expiry (a stable code such as ``insufficient_balance``). ``seq`` numbers
+    the order's events from 1 (with the client order id, the key of an ``order_events`` row).
     """
 
     exchange: str
@@ -146,6 +147,8 @@ class OrderEvent:
     ts_event: datetime
     venue_order_id: str | None = None
     reason: str = ""
+    previous: OrderStatus | None = None
+    seq: int = 0
 
     def __post_init__(self) -> None:
         require_utc(self.ts_event, "OrderEvent.ts_event")
@@ -201,7 +204,8 @@ def order_event_record(event: OrderEvent) -> dict[str, Any]:
 
     >>> from core.clock import parse_utc
     >>> ev = OrderEvent("binance", "acct", "b4-1", "BTC/USDT", OrderEventKind.ACCEPT, OrderStatus.ACCEPTED,
-    ...                 Decimal(0), Decimal("0.01"), parse_utc("2024-08-08T23:54:15Z"), "paper-1")
+    ...                 Decimal(0), Decimal("0.01"), parse_utc("2024-08-08T23:54:15Z"), "paper-1",
+    ...                 previous=OrderStatus.SUBMITTED, seq=2)
     >>> order_event_from_record(order_event_record(ev)) == ev
     True
     """
@@ -219,6 +223,8 @@ def order_event_record(event: OrderEvent) -> dict[str, Any]:
         "ts_event": to_epoch_us(event.ts_event),
         "venue_order_id": event.venue_order_id,
         "reason": event.reason,
+        "previous": None if event.previous is None else event.previous.value,
+        "seq": event.seq,
     }
 
 
@@ -227,6 +233,7 @@ def order_event_from_record(rec: dict[str, Any]) -> OrderEvent:
     if rec.get("v") != RECORD_VERSION or rec.get("type") != "order":
         raise ValueError(f"not a fills.v1 order record: v={rec.get('v')!r} type={rec.get('type')!r}")
     venue_id = rec.get("venue_order_id")
+    previous = rec.get("previous")
     return OrderEvent(
         str(rec["exchange"]),
         str(rec["account"]),
@@ -239,4 +246,6 @@ def order_event_from_record(rec: dict[str, Any]) -> OrderEvent:
         from_epoch_us(int(rec["ts_event"])),
         None if venue_id is None else str(venue_id),
         str(rec.get("reason", "")),
+        None if previous is None else OrderStatus(previous),
+        int(rec.get("seq", 0)),
     )

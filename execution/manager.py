@@ -68,7 +68,7 @@ class ReconciliationMismatch(HaltAndAlert):
 class ManagedOrder:
     """One order as the manager tracks it: the approved order, its state machine, fills so far."""
 
-    __slots__ = ("approved", "filled", "machine", "reason", "venue_order_id")
+    __slots__ = ("approved", "events", "filled", "machine", "reason", "venue_order_id")
 
     def __init__(self, approved: ApprovedOrder) -> None:
         self.approved = approved
@@ -78,6 +78,7 @@ class ManagedOrder:
         self.filled = _ZERO
         self.venue_order_id: str | None = None
         self.reason = ""
+        self.events = 0  # order events published so far (their seq)
 
     @property
     def client_order_id(self) -> str:
@@ -103,6 +104,7 @@ class ManagedOrder:
             "resume": self.machine.resume,
             "reason": self.reason,
             "venue_order_id": self.venue_order_id,
+            "events": self.events,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -111,6 +113,7 @@ class ManagedOrder:
         self.machine = StateMachine.restore(ORDER_TRANSITIONS, state["status"], state["resume"])
         self.reason = state["reason"]
         self.venue_order_id = state["venue_order_id"]
+        self.events = state["events"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +396,7 @@ class OrderManager:
         if status is before and filled is None:
             return  # a duplicate or late report that changes nothing: no event
         intent = managed.approved.intent
+        managed.events += 1
         self._outbox.append(
             OrderEvent(
                 intent.exchange,
@@ -406,5 +410,7 @@ class OrderManager:
                 ts,
                 managed.venue_order_id,
                 reason,
+                before,
+                managed.events,
             )
         )

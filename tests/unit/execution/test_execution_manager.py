@@ -220,6 +220,13 @@ def test_every_status_change_and_fill_is_recorded_and_round_trips_through_fills_
             assert order_event_from_record(order_event_record(rec)) == rec
     last = records[-2]
     assert isinstance(last, OrderEvent)
+    events = [r for r in records if isinstance(r, OrderEvent)]
+    assert [(e.seq, e.previous, e.status) for e in events] == [
+        (1, OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED),
+        (2, OrderStatus.SUBMITTED, OrderStatus.ACCEPTED),
+        (3, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED),
+        (4, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED),
+    ]
     assert (last.status, last.filled, last.remaining) == (OrderStatus.FILLED, d("1.5"), d(0))
     assert last.key == ACCOUNT
     with pytest.raises(ValueError, match=r"not a fills\.v1 fill"):
