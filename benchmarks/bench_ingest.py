@@ -189,6 +189,7 @@ def main() -> int:
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "trades": len(trades),
         "parse_files_per_s": round(len(trades) / parse_s),
         "repeats": args.repeat,
@@ -224,7 +225,8 @@ def record(r: dict) -> None:
     table = "\n".join(f"| {a} | {b:,} | {c} | {d} | {e} |" for a, b, c, d, e in rows)
     section = (
         f"\n## Ingestion throughput, {r['date'][:10]}\n\n"
-        f"Machine: {r['machine']}. Command: `.venv/bin/python benchmarks/bench_ingest.py "
+        f"Machine: {r['machine']}, load average {r['load_average_1m']} at the end. "
+        "Command: `.venv/bin/python benchmarks/bench_ingest.py "
         f"--repeat {r['repeats']} --record` (median of {r['repeats']} runs; {r['trades']:,} real trades from "
         "shared/data, unique by exchange, symbol, id).\n\n"
         "| path | trades/s | baseline in the same run | ratio | target |\n|---|---:|---|---:|---:|\n"
