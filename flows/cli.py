@@ -81,6 +81,12 @@ def _run(flow: object, workers: int, recovery_dir: Path | None) -> None:
     from bytewax.recovery import RecoveryConfig
     from bytewax.run import cli_main
 
+    from flows.metrics import ensure_server
+
+    port = ensure_server(_settings().metrics_port)
+    if port:
+        console.print(f"metrics: http://127.0.0.1:{port}/metrics  health: /healthz  readiness: /readyz")
+
     recovery = None
     if recovery_dir is not None:
         _ensure_recovery_dir(recovery_dir, workers)

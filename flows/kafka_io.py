@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 from core.clock import Clock, SystemClock
 from core.deadletter import DeadLetter
 from flows.dlq import Inbound, dead_letter
+from flows.metrics import expect_ready, mark_ready
 from flows.settings import KafkaSettings
 
 
@@ -146,13 +147,17 @@ class _InboundPartition(StatefulSourcePartition[Inbound | DeadLetter, int]):
         self._topic, self._partition, self._offset = topic, partition, offset
         self._batch_size, self._tail, self._clock = batch_size, tail, clock
         self._eof = False
+        self._component = f"kafka:{topic}[{partition}]"
+        expect_ready(self._component)
 
     def next_batch(self) -> list[Inbound | DeadLetter]:
         if self._eof:
             raise StopIteration
         out: list[Inbound | DeadLetter] = []
         topic, partition = self._topic, self._partition
-        for msg in self._consumer.consume(self._batch_size, 0.001):
+        messages = self._consumer.consume(self._batch_size, 0.001)
+        mark_ready(self._component)  # the broker answered: this partition is being read
+        for msg in messages:
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
