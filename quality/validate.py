@@ -36,6 +36,7 @@ from quality.suites._spec import expectations
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_suite import ExpectationSuite
+    from rich.progress import Progress
     from sqlalchemy.engine import Engine
 
 TableStatus = Literal["passed", "failed", "no_rows", "absent"]
@@ -330,34 +331,62 @@ def _run_batches(
         disable=not show_progress,
         transient=True,
     )
-    with progress:
-        task = progress.add_task("validating", total=work)
-        for table, days in plans.items():
-            if days is None or not days:
-                results.append(TableResult(table, "absent" if days is None else "no_rows"))
-                continue
-            spec = SUITES[table].spec
-            progress.update(task, description=f"{table} schema")
-            batches = [_schema_batch(datasource, spec, dialect)]
-            progress.advance(task)
-            for day in days:
-                progress.update(task, description=f"{table} {day.isoformat()}")
-                batches.append(_day_batch(datasource, table, dialect, day, symbol))
-                progress.advance(task)
-            ok = all(b.success for b in batches)
-            results.append(TableResult(table, "passed" if ok else "failed", tuple(batches)))
+    try:
+        with progress:
+            _validate_plans(datasource, dialect, plans, symbol, progress=progress, results=results)
+    finally:
+        _close(datasource.get_execution_engine())
     return tuple(results)
+
+
+def _close(execution_engine: Any) -> None:
+    """Close GE's connections now, not at interpreter exit: the execution engine keeps one
+    connection checked out of its pool (which ``dispose()`` alone leaves open), and an open
+    session blocks e.g. ``CREATE DATABASE ... TEMPLATE`` or ``DROP DATABASE``."""
+    connection = getattr(execution_engine, "_connection", None)
+    if connection is not None:
+        connection.close()
+    execution_engine.close()
+
+
+def _validate_plans(
+    datasource: Any,
+    dialect: Dialect,
+    plans: dict[str, list[date] | None],
+    symbol: str | None,
+    *,
+    progress: Progress,
+    results: list[TableResult],
+) -> None:
+    task = progress.add_task("validating", total=sum(len(days) + 1 for days in plans.values() if days))
+    for table, days in plans.items():
+        if not days:
+            results.append(TableResult(table, "absent" if days is None else "no_rows"))
+            continue
+        spec = SUITES[table].spec
+        progress.update(task, description=f"{table} schema")
+        batches = [_schema_batch(datasource, spec, dialect)]
+        progress.advance(task)
+        for day in days:
+            progress.update(task, description=f"{table} {day.isoformat()}")
+            batches.append(_day_batch(datasource, table, dialect, day, symbol))
+            progress.advance(task)
+        ok = all(b.success for b in batches)
+        results.append(TableResult(table, "passed" if ok else "failed", tuple(batches)))
 
 
 def _datasource(url: str, dialect: Dialect) -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from sqlalchemy.pool import NullPool
 
     context = gx.get_context(mode="ephemeral")
     # GE's own tqdm bars would interleave with ours (and flood logs in CI).
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     if dialect == "postgresql":
-        return context.data_sources.add_postgres("bot4_postgres", connection_string=url)
+        # No pool: GE builds more than one engine per datasource and orphans the first with an
+        # idle connection in its pool; without pooling no session outlives its query.
+        return context.data_sources.add_postgres("bot4_postgres", connection_string=url, kwargs={"poolclass": NullPool})
     return context.data_sources.add_sqlite("bot4_embedded", connection_string=url)
 
 
