@@ -386,7 +386,9 @@ def _datasource(url: str, dialect: Dialect) -> Any:
     if dialect == "postgresql":
         # No pool: GE builds more than one engine per datasource and orphans the first with an
         # idle connection in its pool; without pooling no session outlives its query.
-        return context.data_sources.add_postgres("bot4_postgres", connection_string=url, kwargs={"poolclass": NullPool})
+        # (``kwargs`` is the datasource's create_engine arguments; GE's typing stub leaves it out.)
+        sources: Any = context.data_sources
+        return sources.add_postgres("bot4_postgres", connection_string=url, kwargs={"poolclass": NullPool})
     return context.data_sources.add_sqlite("bot4_embedded", connection_string=url)
 
 
