@@ -45,8 +45,6 @@ REPO_DIR = Path(__file__).resolve().parents[1] / "feature_repo"
 PUSH_SOURCE = "bars_1m_push"
 FEATURE_VIEW = "bars_1m"
 FEATURE_SERVICE = "model_v1"
-#: Must equal feature_repo/views.py BARS_1M_TTL (checked by the tests against the registry).
-BARS_1M_TTL = timedelta(minutes=5)
 #: Modules of feature_repo/, re-imported on every apply so the environment they read is current.
 _REPO_MODULES = ("entities", "sources", "views", "services")
 _PANDAS_DTYPES = {"float64": "float64", "int64": "Int64", "bool": "boolean"}
@@ -248,18 +246,35 @@ def _as_utc(value: object) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def read_online(store: FeatureStore, symbol: str, now: datetime, max_age: timedelta = BARS_1M_TTL) -> OnlineFeatures:
-    """The latest values of ``symbol`` with their age at ``now``; stale or absent values are missing."""
-    service = store.get_feature_service(FEATURE_SERVICE)
-    response = store.get_online_features(features=service, entity_rows=[{"symbol": symbol}])
-    data = response.to_dict(include_event_timestamps=True)
-    stamps = [_as_utc(data.get(f"{name}__ts", [None])[0]) for name in FEATURE_NAMES]
-    known = [ts for ts in stamps if ts is not None and ts.timestamp() > 0]
-    newest = max(known) if known else None
-    if newest is None or now - newest > max_age:
-        return OnlineFeatures(symbol, None, None if newest is None else now - newest, {})
-    values = {name: data[name][0] for name in FEATURE_NAMES}
-    return OnlineFeatures(symbol, newest, now - newest, values)
+class OnlineReader:
+    """Latest values per symbol from the online store, with their age; stale or absent = missing.
+
+    The feature service and the view's TTL are read from the registry once, here, not per call
+    (a registry lookup costs more than the online read itself). ``max_age`` defaults to the TTL.
+    """
+
+    def __init__(self, store: FeatureStore, max_age: timedelta | None = None) -> None:
+        self._store = store
+        self._service = store.get_feature_service(FEATURE_SERVICE)
+        self.max_age = max_age if max_age is not None else store.get_feature_view(FEATURE_VIEW).ttl
+        self._stamps = [f"{name}__ts" for name in FEATURE_NAMES]
+
+    def read(self, symbol: str, now: datetime) -> OnlineFeatures:
+        """The latest vector of ``symbol`` as seen at ``now``."""
+        response = self._store.get_online_features(features=self._service, entity_rows=[{"symbol": symbol}])
+        data = response.to_dict(include_event_timestamps=True)
+        stamps = [_as_utc(data[key][0]) for key in self._stamps if key in data]
+        known = [ts for ts in stamps if ts is not None]
+        newest = max(known) if known else None
+        # A TTL of 0 is Feast's "never expires".
+        if newest is None or (self.max_age and now - newest > self.max_age):
+            return OnlineFeatures(symbol, None, None if newest is None else now - newest, {})
+        return OnlineFeatures(symbol, newest, now - newest, {name: data[name][0] for name in FEATURE_NAMES})
+
+
+def read_online(store: FeatureStore, symbol: str, now: datetime, max_age: timedelta | None = None) -> OnlineFeatures:
+    """One read with a fresh :class:`OnlineReader` (for repeated reads, keep the reader)."""
+    return OnlineReader(store, max_age).read(symbol, now)
 
 
 # -- history -------------------------------------------------------------------------------------------
