@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.errors import Bot4Error, ConfigError
 from core.events import Side
@@ -70,6 +70,23 @@ class VenueCapabilities:
     client_id_max_length: int = 36
     fetch_order_by_client_id: bool = True
     sandbox: bool = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A read-only mapping proxy does not pickle; recovery snapshots carry the paper venue,
+        # so rebuild from a plain dict (``__post_init__`` wraps it again).
+        return (
+            VenueCapabilities,
+            (
+                self.exchange,
+                self.fees,
+                dict(self.rules),
+                self.order_types,
+                self.reduce_only,
+                self.client_id_max_length,
+                self.fetch_order_by_client_id,
+                self.sandbox,
+            ),
+        )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", MappingProxyType(dict(self.rules)))

@@ -52,3 +52,26 @@ def test_decisions_are_stored_once_with_reasons_and_orders_round_trip(pg_databas
     order_msg = order_message(order, "p.")
     assert order_msg.topic == "p.orders.v1"
     assert approved_order_from_record(orjson.loads(order_msg.value)) == order
+
+
+def test_orders_order_events_and_fills_are_stored_once(pg_database, shared_data):
+    import psycopg
+
+    from core.fills import Fill
+    from flows.execution import write_execution
+    from tests.unit.flows.test_execution_step import build_inputs, capture_events, run
+
+    conninfo = PostgresSettings(dbname=pg_database).conninfo()
+    migrate(conninfo)
+    inputs, _ = build_inputs(capture_events(shared_data))
+    out = run(inputs)
+    write_execution(conninfo, out)
+    write_execution(conninfo, out)  # redelivery after a crash adds nothing
+    fills = [o for o in out if isinstance(o, Fill)]
+    with psycopg.connect(conninfo) as conn:
+        assert conn.execute("SELECT status FROM orders").fetchall() == [("filled",)]
+        assert conn.execute("SELECT count(*) FROM fills").fetchone() == (len(fills),)
+        stored = conn.execute("SELECT sum(amount), sum(fee) FROM fills").fetchone()
+        assert stored == (sum(f.amount for f in fills), sum(f.fee for f in fills))
+        events = conn.execute("SELECT count(*) FROM order_events").fetchone()[0]
+    assert events >= 3  # submit, accept/fill...
