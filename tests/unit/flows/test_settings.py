@@ -93,5 +93,5 @@ def test_risk_limits_compose_into_the_settings_and_refuse_bad_values(monkeypatch
     monkeypatch.setenv("BOT4_RISK__MAX_POSITION_PCT", "0.01")
     assert load_settings().risk.max_position_pct == Decimal("0.01")
     monkeypatch.setenv("BOT4_RISK__MAX_POSITION_PCT", "-0.5")
-    with pytest.raises(ConfigError, match="risk.max_position_pct"):
+    with pytest.raises(ConfigError, match=r"risk\.max_position_pct"):
         load_settings()
