@@ -86,14 +86,18 @@ def stored_vectors(conninfo: str) -> list[FeatureVector]:
 def test_streaming_through_kafka_equals_the_batch_engine_and_feature_rows_hold_the_same_rows(
     btc_capture, topic_prefix, features_topic, pg_database, kafka_bootstrap, tmp_path
 ):
+    from flows.feature_store import apply, read_online
+
     settings = make_settings(topic_prefix, pg_database, tmp_path)
     migrate(settings.postgres.conninfo())
     run_main(replay_flow([btc_capture], settings=settings))
     recovery = tmp_path / "recovery"
     recovery.mkdir()
     init_db_dir(recovery, 1)
+    feast = FeastConfig(env="dev", project=f"t_{uuid.uuid4().hex[:10]}", registry_db=pg_database, push=True)
+    store = apply(feast, settings)
 
-    run_main(features_flow(settings, tail=False, feast=NO_PUSH), recovery_config=RecoveryConfig(str(recovery)))
+    run_main(features_flow(settings, tail=False, feast=feast), recovery_config=RecoveryConfig(str(recovery)))
 
     want, rejects = batch_run(list(read_events(btc_capture)))
     assert len(want) >= 5
@@ -105,9 +109,13 @@ def test_streaming_through_kafka_equals_the_batch_engine_and_feature_rows_hold_t
     assert stored_vectors(settings.postgres.conninfo()) == want
     dead = [r for r in rejects if not isinstance(r, ResyncRequired)]
     assert len(read_topic(kafka_bootstrap, f"{topic_prefix}dlq.v1")) == len(dead)
+    # The flow pushed every vector to Redis: the online store holds the last bar's values.
+    online = read_online(store, want[-1].key, want[-1].ts_event)
+    assert online.event_timestamp == want[-1].ts_event
+    assert online.values == dict(want[-1].values)
 
     # A second drain resumes from the recovery snapshot at the end of the topics: nothing new.
-    run_main(features_flow(settings, tail=False, feast=NO_PUSH), recovery_config=RecoveryConfig(str(recovery)))
+    run_main(features_flow(settings, tail=False, feast=feast), recovery_config=RecoveryConfig(str(recovery)))
     assert len(read_topic(kafka_bootstrap, features_topic)) == len(want)
 
 
