@@ -24,7 +24,7 @@ demo: install
 ## make test: lint, type checks, architecture contracts, no-fakes gate, then every test against
 ## the real Kafka, PostgreSQL and Redis that this target starts and stops.
 test: install lint
-	@set -e; bash infra/services.sh up; \
+	@set -e; bash infra/services.sh tools; bash infra/services.sh up; \
 	trap 'bash infra/services.sh down' EXIT; \
 	$(BIN)/pytest -p no:cacheprovider --cov --cov-report=term $(PYTEST_ARGS)
 

@@ -720,13 +720,22 @@ main() {
   fi
   case "$cmd" in
   up | down | status | clean | fetch) ;;
+  tools)
+    # Test tools that are not services: Debian's Chromium for the offline-report browser tests.
+    if command -v chromium >/dev/null 2>&1; then
+      say "tools: chromium present ($(command -v chromium))"
+    else
+      apt_install chromium
+    fi
+    return 0
+    ;;
   -h | --help | help)
     usage
     return 0
     ;;
   *)
     usage >&2
-    die "unknown command '${cmd}', expected up, down, status, clean or fetch"
+    die "unknown command '${cmd}', expected up, down, status, clean, fetch or tools"
     ;;
   esac
   local -a services
