@@ -50,6 +50,18 @@ def features_topic(topic_prefix: str, kafka_bootstrap: str) -> Iterator[str]:
             fut.result(30)
 
 
+@pytest.fixture
+def feast_project() -> Iterator[str]:
+    """A Feast project name of this test only; its keys are removed from the shared Redis after."""
+    import redis
+
+    project = f"t_{uuid.uuid4().hex[:10]}"
+    yield project
+    client = redis.Redis(host="127.0.0.1", port=26379)
+    for key in client.scan_iter(match=f"*{project}".encode()):  # Feast keys end with the project
+        client.delete(key)
+
+
 def event_time_order(events: list[MarketEvent]) -> list[MarketEvent]:
     """What the flow's source does per instrument: merge trades and book events by event time."""
     trades = [e for e in events if isinstance(e, Trade)]
@@ -84,7 +96,7 @@ def stored_vectors(conninfo: str) -> list[FeatureVector]:
 
 
 def test_streaming_through_kafka_equals_the_batch_engine_and_feature_rows_hold_the_same_rows(
-    btc_capture, topic_prefix, features_topic, pg_database, kafka_bootstrap, tmp_path
+    btc_capture, topic_prefix, features_topic, pg_database, kafka_bootstrap, feast_project, tmp_path
 ):
     from flows.feature_store import apply, read_online
 
@@ -94,7 +106,7 @@ def test_streaming_through_kafka_equals_the_batch_engine_and_feature_rows_hold_t
     recovery = tmp_path / "recovery"
     recovery.mkdir()
     init_db_dir(recovery, 1)
-    feast = FeastConfig(env="dev", project=f"t_{uuid.uuid4().hex[:10]}", registry_db=pg_database, push=True)
+    feast = FeastConfig(env="dev", project=feast_project, registry_db=pg_database, push=True)
     store = apply(feast, settings)
 
     run_main(features_flow(settings, tail=False, feast=feast), recovery_config=RecoveryConfig(str(recovery)))
@@ -217,10 +229,10 @@ def check_store(config: FeastConfig, settings, write_history) -> None:
     assert_point_in_time(read_history(store, entities))
 
 
-def test_feast_on_redis_and_postgresql_online_and_point_in_time_history(pg_database, tmp_path):
+def test_feast_on_redis_and_postgresql_online_and_point_in_time_history(pg_database, feast_project, tmp_path):
     settings = make_settings("unused.", pg_database, tmp_path)
     migrate(settings.postgres.conninfo())
-    config = FeastConfig(env="dev", project=f"t_{uuid.uuid4().hex[:10]}", registry_db=pg_database, push=True)
+    config = FeastConfig(env="dev", project=feast_project, registry_db=pg_database, push=True)
     writer = FeatureRowWriter(settings.postgres.conninfo())
     try:
         check_store(config, settings, writer.write)
