@@ -14,7 +14,7 @@ import pandas as pd
 import psycopg
 import pytest
 from bytewax.recovery import RecoveryConfig, init_db_dir
-from bytewax.testing import TestingSource, run_main
+from bytewax.testing import TestingSource, cluster_main, run_main
 from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
@@ -155,6 +155,21 @@ def test_features_flow_killed_mid_stream_and_resumed_from_recovery_equals_an_uni
     partial = stored_vectors(settings.postgres.conninfo())
     assert 0 < len(partial) < len(want)
     run()
+    assert stored_vectors(settings.postgres.conninfo()) == want
+
+
+def test_two_workers_give_per_instrument_the_same_vectors_as_one_engine(
+    btc_capture, topic_prefix, features_topic, pg_database, tmp_path
+):
+    captures = [btc_capture, btc_capture.with_name("ethusdt_20240808.gz")]  # two keys to spread
+    settings = make_settings(topic_prefix, pg_database, tmp_path)
+    migrate(settings.postgres.conninfo())
+    run_main(replay_flow(captures, settings=settings))
+    cluster_main(features_flow(settings, tail=False, feast=NO_PUSH), [], 0, worker_count_per_proc=2)
+    want = sorted(
+        (v for path in captures for v in batch_run(list(read_events(path)))[0]), key=lambda v: (v.key, v.ts_event)
+    )
+    assert {v.key for v in want} == {"binance:BTC/USDT", "binance:ETH/USDT"}
     assert stored_vectors(settings.postgres.conninfo()) == want
 
 
