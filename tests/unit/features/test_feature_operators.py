@@ -52,10 +52,10 @@ def test_killed_mid_stream_and_resumed_from_recovery_equals_never_stopped(
     recovery = RecoveryConfig(str(tmp_path))
     items = [*events[: len(events) // 2], TestingSource.ABORT(), *events[len(events) // 2 :]]
     vectors: list = []
-    run_main(build(items, vectors, []), epoch_interval=timedelta(0), recovery_config=recovery)
+    run_main(build(items, vectors, [], batch_size=2000), epoch_interval=timedelta(0), recovery_config=recovery)
     before_abort = len(vectors)
     assert 0 < before_abort < len(want)
-    run_main(build(items, vectors, []), epoch_interval=timedelta(0), recovery_config=recovery)
+    run_main(build(items, vectors, [], batch_size=2000), epoch_interval=timedelta(0), recovery_config=recovery)
     # Output is at-least-once: a vector emitted after the last snapshot may come again, identical.
     by_bar: dict = {}
     for v in vectors:
