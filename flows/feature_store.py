@@ -4,7 +4,7 @@ online, and build point-in-time correct training sets.
 Environments (``feature_repo/envs/<env>/feature_store.yaml``, values from ``BOT4_FEAST_*``):
 ``local`` is the embedded default (SQLite online, parquet offline, file registry under a data
 dir); ``dev`` uses the local services (Redis online, PostgreSQL ``feature_rows`` offline, SQL
-registry). :func:`export_environment` sets the variables those files expand from the Bot4 settings.
+registry). :func:`feast_environment` gives the variables those files expand, from the Bot4 settings.
 
 Feast 0.67 behaviours handled here (NOTES.md): a push to a PostgreSQL-backed source with
 ``ONLINE_AND_OFFLINE`` fails after writing online, so on ``dev`` the flow writes ``feature_rows``
@@ -79,38 +79,52 @@ def yaml_path(env: FeastEnv) -> Path:
     return REPO_DIR / "envs" / env / "feature_store.yaml"
 
 
-def export_environment(config: FeastConfig, settings: Bot4Settings) -> None:
-    """Set the ``BOT4_FEAST_*`` variables the yaml files and ``feature_repo/sources.py`` expand."""
+def feast_environment(config: FeastConfig, settings: Bot4Settings) -> dict[str, str]:
+    """The ``BOT4_FEAST_*`` variables the yaml files and ``feature_repo/sources.py`` expand."""
     pg, redis = settings.postgres, settings.redis
-    data_dir = config.data_dir.resolve()
     redis_conn = f"{redis.host}:{redis.port}"
     if redis.password.get_secret_value():
         redis_conn += f",password={redis.password.get_secret_value()}"
-    os.environ.update(
-        {
-            "BOT4_FEAST_ENV": config.env,
-            "BOT4_FEAST_PROJECT": config.project,
-            "BOT4_FEAST_DATA_DIR": str(data_dir),
-            "BOT4_FEAST_PG_HOST": pg.host,
-            "BOT4_FEAST_PG_PORT": str(pg.port),
-            "BOT4_FEAST_PG_DB": pg.dbname,
-            "BOT4_FEAST_PG_USER": pg.user,
-            "BOT4_FEAST_PG_PASSWORD": pg.password.get_secret_value(),
-            "BOT4_FEAST_PG_SSLMODE": pg.sslmode,
-            "BOT4_FEAST_REGISTRY_DB": config.registry_db or pg.dbname,
-            "BOT4_FEAST_REDIS": redis_conn,
-        }
-    )
+    return {
+        "BOT4_FEAST_ENV": config.env,
+        "BOT4_FEAST_PROJECT": config.project,
+        "BOT4_FEAST_DATA_DIR": str(config.data_dir.resolve()),
+        "BOT4_FEAST_PG_HOST": pg.host,
+        "BOT4_FEAST_PG_PORT": str(pg.port),
+        "BOT4_FEAST_PG_DB": pg.dbname,
+        "BOT4_FEAST_PG_USER": pg.user,
+        "BOT4_FEAST_PG_PASSWORD": pg.password.get_secret_value(),
+        "BOT4_FEAST_PG_SSLMODE": pg.sslmode,
+        "BOT4_FEAST_REGISTRY_DB": config.registry_db or pg.dbname,
+        "BOT4_FEAST_REDIS": redis_conn,
+    }
+
+
+@contextlib.contextmanager
+def exported(config: FeastConfig, settings: Bot4Settings) -> Iterator[None]:
+    """Set :func:`feast_environment` while Feast reads its yaml and the declarations, then put
+    the process environment back (Feast keeps the expanded config; nothing reads it later)."""
+    values = feast_environment(config, settings)
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def open_store(config: FeastConfig, settings: Bot4Settings) -> FeatureStore:
     """A FeatureStore on the configured environment (the declarations must have been applied)."""
     from feast import FeatureStore
 
-    export_environment(config, settings)
     if config.env == "local":
         config.data_dir.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(REPO_DIR), fs_yaml_file=yaml_path(config.env))
+    with exported(config, settings):
+        return FeatureStore(repo_path=str(REPO_DIR), fs_yaml_file=yaml_path(config.env))
 
 
 @contextlib.contextmanager
@@ -145,7 +159,7 @@ def apply(config: FeastConfig, settings: Bot4Settings) -> FeatureStore:
     """Register the declarations of ``feature_repo/`` in the environment's registry.
 
     Equivalent to ``feast -c feature_repo -f feature_repo/envs/<env>/feature_store.yaml apply``
-    with the variables of :func:`export_environment`; on ``local`` it also creates the empty
+    with the variables of :func:`feast_environment`; on ``local`` it also creates the empty
     parquet file the offline store appends to.
     """
     from feast.repo_operations import parse_repo
@@ -155,7 +169,7 @@ def apply(config: FeastConfig, settings: Bot4Settings) -> FeatureStore:
         parquet = config.data_dir.resolve() / "feature_rows_1m.parquet"
         if not parquet.exists():
             empty_feature_frame().to_parquet(parquet, index=False)
-    with _in_repo():
+    with exported(config, settings), _in_repo():
         repo = parse_repo(REPO_DIR)
     store.apply(
         [*repo.data_sources, *repo.entities, *repo.feature_views, *repo.feature_services],
