@@ -309,7 +309,8 @@ def features_flow(
 ) -> Dataflow:
     """Build the features dataflow.
 
-    ``tail=False`` stops at the end of every partition (drain). ``feast`` is a
+    ``tail=False`` stops at the end of every partition (drain); bars still open then stay open in
+    the recovery state, so the next run continues them instead of closing them early. ``feast`` is a
     :class:`flows.feature_store.FeastConfig` to push each batch of vectors to the online store
     (``None``: read ``BOT4_FEAST_*`` from the environment; push only if ``BOT4_FEAST_PUSH`` is
     true). ``source`` replaces the Kafka input with any source of :class:`Inbound` records (tests
