@@ -70,6 +70,11 @@ from typing import Any, Literal
 import orjson
 from aiohttp import WSMsgType, web
 
+try:  # --import-mode=importlib imports tests/ as the package ``tests``; prepend mode puts tests/ on sys.path
+    from tests.support.binance_orders import BinanceReject, BinanceSpotAccount, symbol_rules
+except ModuleNotFoundError:
+    from support.binance_orders import BinanceReject, BinanceSpotAccount, symbol_rules
+
 DATA_DIR = Path(os.environ.get("BOT4_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 CRYPTOFEED = DATA_DIR / "exchange-fixtures" / "cryptofeed"
 
@@ -77,6 +82,10 @@ Venue = Literal["binance", "coinbaseexchange", "kraken"]
 DropMode = Literal["abort", "close"]
 
 _NOT_RECORDED = 404
+#: Signed spot endpoints emulated by :class:`~tests.support.binance_orders.BinanceSpotAccount`.
+_BINANCE_PRIVATE = frozenset({"/api/v3/order", "/api/v3/openOrders", "/api/v3/account", "/api/v3/myTrades"})
+#: A fault a handler applied to its own request (logged with the request).
+_FAULT_KEY = web.RequestKey("bot4_fault", str)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -465,9 +474,15 @@ class _HttpFault:
     delay_s: float
     path: str | None
     target: Literal["http", "ws"]
+    method: str | None = None
 
-    def matches(self, kind: str, path: str) -> bool:
-        return self.remaining > 0 and kind == self.target and (self.path is None or path.startswith(self.path))
+    def matches(self, kind: str, path: str, method: str = "GET") -> bool:
+        return (
+            self.remaining > 0
+            and kind == self.target
+            and (self.path is None or path.startswith(self.path))
+            and (self.method is None or method == self.method)
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -500,8 +515,12 @@ class ExchangeServer:
         self._binance: BinanceRecordings | None = None
         self._coinbase: CoinbaseRecordings | None = None
         self._depth: dict[str, DepthTape] = {}
+        self._lost_responses: list[list[Any]] = []
+        self.account: BinanceSpotAccount | None = None
         if venue == "binance":
             self._binance = load_binance(binance_days)
+            first_ids = {sym: trades[-1].id + 1 for sym, trades in self._binance.trades.items() if trades}
+            self.account = BinanceSpotAccount(symbol_rules(orjson.loads(self._binance.exchange_info)), first_ids)
         elif venue == "coinbaseexchange":
             self._coinbase = load_coinbase()
         elif venue != "kraken":
@@ -568,13 +587,27 @@ class ExchangeServer:
 
     # -- faults ------------------------------------------------------------------------------
 
-    def fail_next(self, count: int, status: int, *, retry_after: str | None = None, path: str | None = None) -> None:
-        """The next ``count`` HTTP requests (under ``path`` if given) get ``status``."""
-        self._faults.append(_HttpFault(count, status, retry_after, 0.0, path, "http"))
+    def fail_next(
+        self,
+        count: int,
+        status: int,
+        *,
+        retry_after: str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> None:
+        """The next ``count`` HTTP requests (under ``path``, of ``method``, if given) get ``status``
+        before any handler runs: on the order endpoint the order is NOT created."""
+        self._faults.append(_HttpFault(count, status, retry_after, 0.0, path, "http", method))
 
-    def delay_next(self, count: int, seconds: float, *, path: str | None = None) -> None:
-        """The next ``count`` HTTP requests are answered only after ``seconds``."""
-        self._faults.append(_HttpFault(count, None, None, seconds, path, "http"))
+    def delay_next(self, count: int, seconds: float, *, path: str | None = None, method: str | None = None) -> None:
+        """The next ``count`` HTTP requests are answered only after ``seconds`` (handled after the delay)."""
+        self._faults.append(_HttpFault(count, None, None, seconds, path, "http", method))
+
+    def lose_order_responses(self, count: int = 1, *, delay_s: float | None = None) -> None:
+        """The next ``count`` orders are ACCEPTED (they exist at the venue) but their response is lost:
+        the connection is reset (``delay_s`` None) or the answer comes only after ``delay_s``."""
+        self._lost_responses.append([count, delay_s])
 
     def refuse_websocket(self, count: int, status: int = 503, *, retry_after: str | None = None) -> None:
         """The next ``count`` websocket handshakes are answered with an HTTP ``status``."""
@@ -646,7 +679,7 @@ class ExchangeServer:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         kind: Literal["http", "ws"] = "ws" if request.headers.get("Upgrade", "").lower() == "websocket" else "http"
-        fault = next((f for f in self._faults if f.matches(kind, request.path)), None)
+        fault = next((f for f in self._faults if f.matches(kind, request.path, request.method)), None)
         label = None
         response: web.StreamResponse
         if fault is not None:
@@ -668,7 +701,7 @@ class ExchangeServer:
         if kind == "ws":
             return await handler(request)  # logged by _websocket with the status it answers
         response = await handler(request)
-        self._log(request, kind, response.status, label)
+        self._log(request, kind, response.status, label or request.get(_FAULT_KEY))
         return response
 
     def _log(self, request: web.Request, kind: Literal["http", "ws"], status: int, fault: str | None) -> None:
@@ -714,6 +747,8 @@ class ExchangeServer:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)
+        if self.venue == "binance" and request.path in _BINANCE_PRIVATE:
+            return await self._binance_private(request)
         if self.venue == "binance":
             return self._binance_rest(request)
         if self.venue == "coinbaseexchange" and request.path == "/products":
@@ -751,15 +786,92 @@ class ExchangeServer:
         return max(1, min(int(request.query.get("limit", default)), maximum))
 
     def _binance_depth(self, request: web.Request, symbol: str) -> web.Response:
+        book = self.book_now(symbol, self._limit(request, 100, 5000))
+        if book is None:
+            return self._not_recorded(request, "no recorded depth snapshot for this symbol")
+        return self._json(book)
+
+    def book_now(self, symbol: str, limit: int = 5000) -> dict[str, Any] | None:
+        """The recorded book of ``symbol`` as the venue serves it now (None when not recorded)."""
         rec = self._binance
         assert rec is not None
         if symbol not in rec.snapshots:
-            return self._not_recorded(request, "no recorded depth snapshot for this symbol")
+            return None
         if symbol not in self._depth:
             last, bids, asks = rec.snapshots[symbol]
             self._depth[symbol] = DepthTape(last, dict(bids), dict(asks), rec.diffs.get(symbol, []))
-        book = self._depth[symbol].book_at(self.playback.elapsed(), self._limit(request, 100, 5000))
-        return self._json(book)
+        return self._depth[symbol].book_at(self.playback.elapsed(), limit)
+
+    # -- Binance signed order endpoints (state in ``self.account``) ---------------------------
+
+    async def _binance_private(self, request: web.Request) -> web.StreamResponse:
+        account = self.account
+        assert account is not None
+        # Signed (TRADE / USER_DATA) endpoints: the key header must be there; any signature is
+        # accepted (Binance's HMAC is not what these tests are about), but it must be sent.
+        if not request.headers.get("X-MBX-APIKEY"):
+            return self._json({"code": -2014, "msg": "API-key format invalid."}, 401)
+        params: dict[str, str] = dict(request.query)
+        if request.method == "POST":
+            params.update({k: str(v) for k, v in (await request.post()).items()})
+        if "signature" not in params or "timestamp" not in params:
+            return self._json({"code": -1102, "msg": "Mandatory parameter 'signature' was not sent."}, 400)
+        symbol = params.get("symbol")
+        try:
+            if request.path == "/api/v3/account":
+                return self._json(account.account_body())
+            if request.path == "/api/v3/openOrders":
+                return self._json([o.query_body() for o in account.orders if o.is_open and symbol in (None, o.symbol)])
+            if symbol is None:
+                raise BinanceReject(
+                    400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+                )
+            if request.path == "/api/v3/myTrades":
+                limit = max(1, min(int(params.get("limit", 500)), 1000))
+                return self._json(account.my_trades(symbol, params.get("orderId"), limit))
+            if request.method == "GET":
+                order = account.find(symbol, params.get("orderId"), params.get("origClientOrderId"))
+                if order is None:
+                    raise BinanceReject(400, -2013, "Order does not exist.")
+                return self._json(order.query_body())
+            if request.method == "DELETE":
+                order = account.cancel(symbol, params.get("orderId"), params.get("origClientOrderId"))
+                body = {"origClientOrderId": order.client_order_id, **order.result_fields()}
+                body["transactTime"] = order.update_ms
+                return self._json(body)
+            if request.method == "POST":
+                book = self.book_now(symbol) or {"bids": [], "asks": []}
+                order = account.new_order(params, book)
+                body = order.new_order_body(params.get("newOrderRespType", "FULL"))
+                return await self._new_order_answer(request, body)
+        except BinanceReject as rej:
+            return self._json(rej.body(), rej.status)
+        return self._not_recorded(request)
+
+    async def _new_order_answer(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """Answer an accepted order, unless a lost response was asked for (the order exists anyway)."""
+        lost = next((f for f in self._lost_responses if f[0] > 0), None)
+        if lost is None:
+            return self._json(body)
+        lost[0] -= 1
+        delay_s = lost[1]
+        if delay_s is not None:
+            request[_FAULT_KEY] = f"accepted, answered after {delay_s}s"
+            await asyncio.sleep(delay_s)
+            return self._json(body)
+        request[_FAULT_KEY] = "accepted, connection reset"
+        if request.transport is not None:
+            request.transport.abort()
+        return self._json(body)
+
+    def orders_at_venue(self, client_order_id: str | None = None) -> list[Any]:
+        """Orders the venue holds (every one, or those with ``client_order_id``)."""
+        assert self.account is not None
+        return [o for o in self.account.orders if client_order_id in (None, o.client_order_id)]
+
+    def order_posts(self) -> list[RecordedRequest]:
+        """Every ``POST /api/v3/order`` the server received (faulted ones included)."""
+        return [r for r in self.http_requests("/api/v3/order") if r.method == "POST" and r.path == "/api/v3/order"]
 
     def _binance_trades(self, request: web.Request, symbol: str) -> web.Response:
         rec = self._binance
