@@ -21,13 +21,15 @@ from collections.abc import Callable, Coroutine, Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import ccxt
 import pytest
 from pydantic import SecretStr
 
 from core.clock import SystemClock
-from core.errors import ConfigError
+from core.errors import Bot4Error, ConfigError, HaltAndAlert
 from core.fills import Liquidity, OrderEventKind, OrderStatus
 from core.orders import ApprovedOrder
+from execution.ccxt_errors import OrderNotAtVenue, OrderRejected, RetryVenueCall, translate_ccxt_error
 from execution.ccxt_venue import CcxtVenue, CcxtVenueConfig, LiveCcxtVenue, LiveTradingRefused, SharedOrderBudget
 from execution.manager import OrderManager
 from execution.portfolio import Portfolio
@@ -333,6 +335,104 @@ def test_crash_between_submit_and_ack_then_reconcile_leaves_exactly_one_order(ex
     assert len(exchange.orders("b4-crash-2")) == 1
     assert len(exchange.orders("b4-crash-1")) == 1
     assert exchange.posts() == 2  # one per order, none resent
+
+
+def test_submit_still_in_flight_when_the_client_gives_up_is_unknown_then_reconciled_once(exchange: Exchange):
+    exchange.do(lambda: exchange.server.account.fund("USDT", "1000000"))  # type: ignore[union-attr]
+    # The request reaches the matching engine only after the client's 1 s timeout and the lookup.
+    exchange.do(lambda: exchange.server.delay_next(1, 2.0, path="/api/v3/order", method="POST"))
+    with make_venue(exchange) as venue:
+        manager = OrderManager(venue, Portfolio("acct", Decimal("1000000")), clock=CLOCK)
+        result = manager.submit(approved("b4-flight-1", "0.001", "20000.00"))  # rests below the book
+        assert result.status is OrderStatus.SUBMITTED and "submit outcome unknown" in result.reason
+        assert exchange.orders() == []  # not there yet: the venue said "Order does not exist."
+        exchange.call(exchange.server.wait_for(lambda: len(exchange.server.orders_at_venue()) == 1, timeout=5))
+        report = manager.reconcile()
+        assert report.changed == ("b4-flight-1",)
+        managed = manager.order("b4-flight-1")
+        assert managed is not None and managed.status is OrderStatus.ACCEPTED
+    assert len(exchange.orders("b4-flight-1")) == 1
+    assert exchange.posts() == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# the translation table (no server: the exceptions ccxt raises for Binance answers)
+
+
+def _body(code: int, msg: str) -> str:
+    return f'{{"code":{code},"msg":"{msg}"}}'
+
+
+@pytest.mark.parametrize(
+    ("exc", "operation", "status", "expected", "action"),
+    [
+        (ccxt.InsufficientFunds("binance x"), "create_order", 400, OrderRejected, "insufficient_balance"),
+        (
+            ccxt.InvalidOrder("binance " + _body(-2010, "Duplicate order sent.")),
+            "create_order",
+            400,
+            OrderRejected,
+            "duplicate_client_order_id",
+        ),
+        (
+            ccxt.InvalidOrder("binance " + _body(-1013, "Filter failure: LOT_SIZE")),
+            "create_order",
+            400,
+            OrderRejected,
+            "bad_amount_precision",
+        ),
+        (
+            ccxt.InvalidOrder("binance " + _body(-1013, "Filter failure: PRICE_FILTER")),
+            "create_order",
+            400,
+            OrderRejected,
+            "bad_price_precision",
+        ),
+        (
+            ccxt.BadRequest("binance " + _body(-1013, "Filter failure: ICEBERG_PARTS")),
+            "create_order",
+            400,
+            OrderRejected,
+            "filter_iceberg_parts",
+        ),
+        (
+            ccxt.OrderNotFound("binance " + _body(-2013, "Order does not exist.")),
+            "fetch_order",
+            400,
+            OrderNotAtVenue,
+            "",
+        ),
+        (ccxt.BadSymbol("binance does not have market symbol X/Y"), "create_order", None, ConfigError, ""),
+        (ccxt.DDoSProtection("binance 429"), "create_order", 429, RetryVenueCall, "rate_limited"),
+        (ccxt.RequestTimeout("binance timeout"), "create_order", None, RetryVenueCall, "timeout"),
+        (
+            ccxt.InvalidNonce("binance " + _body(-1021, "Timestamp ahead")),
+            "fetch_order",
+            400,
+            RetryVenueCall,
+            "clock_skew",
+        ),
+        (ccxt.NetworkError("reset"), "cancel_order", None, RetryVenueCall, "network"),
+        (
+            ccxt.OperationFailed("binance " + _body(-1001, "Internal error")),
+            "create_order",
+            500,
+            RetryVenueCall,
+            "operation_failed",
+        ),
+        (ccxt.ExchangeError("binance " + _body(-9999, "?")), "fetch_order", 502, RetryVenueCall, "unavailable"),
+        (ccxt.AuthenticationError("binance " + _body(-2015, "Invalid API-key")), "create_order", 401, HaltAndAlert, ""),
+        (ccxt.BadRequest("binance " + _body(-1100, "Illegal characters")), "fetch_order", 400, HaltAndAlert, ""),
+    ],
+)
+def test_ccxt_errors_are_translated_into_the_action_they_need(
+    exc: Exception, operation: str, status: int | None, expected: type[Bot4Error], action: str
+):
+    err = translate_ccxt_error(exc, exchange="binance", operation=operation, http_status=status)
+    assert type(err) is expected
+    assert getattr(err, "reason", "") == action
+    if isinstance(err, HaltAndAlert):
+        assert "Operator action:" in str(err)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -686,6 +686,9 @@ class ExchangeServer:
             fault.remaining -= 1
             if fault.delay_s:
                 label = f"delay {fault.delay_s}s"
+                # The request has arrived whole; the venue is slow to process it (the client may
+                # give up meanwhile, and the venue still acts on it).
+                await request.read()
                 await asyncio.sleep(fault.delay_s)
             if fault.status is not None:
                 label = f"status {fault.status}"
