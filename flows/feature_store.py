@@ -184,27 +184,32 @@ def apply(config: FeastConfig, settings: Bot4Settings) -> FeatureStore:
 
 def vectors_frame(vectors: Sequence[FeatureVector]) -> pd.DataFrame:
     """Vectors as the push source's frame: ``symbol``, ``event_timestamp`` (UTC) and every feature."""
+    # Index-free arrays: a dict of Series makes pandas align 40 indexes (most of a small push).
     data: dict[str, Any] = {
-        "symbol": pd.Series([v.key for v in vectors], dtype="string"),
-        "event_timestamp": pd.Series([v.ts_event for v in vectors], dtype="datetime64[us, UTC]"),
+        "symbol": pd.array([v.key for v in vectors], dtype="string"),
+        "event_timestamp": pd.array([v.ts_event for v in vectors], dtype="datetime64[us, UTC]"),
     }
     for spec in FEATURES:
-        values = [v.values.get(spec.name) for v in vectors]
-        data[spec.name] = pd.Series(values, dtype=_PANDAS_DTYPES[spec.dtype])
+        data[spec.name] = pd.array([v.values.get(spec.name) for v in vectors], dtype=_PANDAS_DTYPES[spec.dtype])
     return pd.DataFrame(data)
 
 
 def push(store: FeatureStore, vectors: Sequence[FeatureVector], env: FeastEnv) -> None:
-    """Push vectors to the online store (and, on ``local``, append them to the parquet history).
+    """Write vectors to the online store (and, on ``local``, append them to the parquet history).
 
     On ``dev`` the history is ``feature_rows``, written by the features flow before this call.
+    The online write goes straight to the view the push source feeds: ``store.push`` would also
+    list every feature service from the registry, uncached, on each call (~20 ms on the SQL
+    registry) to recompute services that we do not precompute.
     """
     from feast.data_source import PushMode
 
     if not vectors:
         return
-    mode = PushMode.ONLINE_AND_OFFLINE if env == "local" else PushMode.ONLINE
-    store.push(PUSH_SOURCE, vectors_frame(vectors), to=mode)
+    frame = vectors_frame(vectors)
+    store.write_to_online_store(FEATURE_VIEW, frame)
+    if env == "local":
+        store.push(PUSH_SOURCE, frame, to=PushMode.OFFLINE)
 
 
 class _FeastPushPartition(StatelessSinkPartition[FeatureVector]):
