@@ -25,7 +25,7 @@ import ccxt
 import pytest
 from pydantic import SecretStr
 
-from core.clock import SystemClock
+from core.clock import ManualClock, SystemClock, parse_utc
 from core.errors import Bot4Error, ConfigError, HaltAndAlert
 from core.fills import Liquidity, OrderEventKind, OrderStatus
 from core.orders import ApprovedOrder
@@ -112,7 +112,12 @@ def exchange() -> Iterator[Exchange]:
         ex.close()
 
 
-def make_venue(exchange: Exchange, sleep: RecordingSleep | None = None, **overrides: Any) -> CcxtVenue:
+def make_venue(
+    exchange: Exchange,
+    sleep: RecordingSleep | None = None,
+    budget: SharedOrderBudget | None = None,
+    **overrides: Any,
+) -> CcxtVenue:
     settings: dict[str, Any] = {
         "exchange": "binance",
         "account": "acct",
@@ -131,7 +136,7 @@ def make_venue(exchange: Exchange, sleep: RecordingSleep | None = None, **overri
         clock=CLOCK,
         sleep=sleep or RecordingSleep(),
         rng=NoJitter(),
-        budget=SharedOrderBudget(1000.0, 1000, CLOCK),
+        budget=budget or SharedOrderBudget(1000.0, 1000, CLOCK),
     )
 
 
@@ -352,6 +357,19 @@ def test_submit_still_in_flight_when_the_client_gives_up_is_unknown_then_reconci
         managed = manager.order("b4-flight-1")
         assert managed is not None and managed.status is OrderStatus.ACCEPTED
     assert len(exchange.orders("b4-flight-1")) == 1
+    assert exchange.posts() == 1
+
+
+def test_order_budget_is_shared_by_the_venues_of_one_exchange_and_refuses_without_sending(exchange: Exchange):
+    exchange.do(lambda: exchange.server.account.fund("USDT", "1000000"))  # type: ignore[union-attr]
+    budget = SharedOrderBudget(1.0, 1, ManualClock(parse_utc("2026-01-01T00:00:00Z")))  # one token, no refill
+    with (
+        make_venue(exchange, budget=budget, budget_wait_max_s=0.0) as strategy_a,
+        make_venue(exchange, budget=budget, budget_wait_max_s=0.0) as strategy_b,
+    ):
+        assert strategy_a.submit(approved("b4-budget-1", "0.001", "20000.00")).kind is OrderEventKind.ACCEPT
+        refused = strategy_b.submit(approved("b4-budget-2", "0.001", "20000.00"))
+    assert (refused.kind, refused.reason) == (OrderEventKind.REJECT, "rate_budget_exhausted")
     assert exchange.posts() == 1
 
 

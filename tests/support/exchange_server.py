@@ -30,6 +30,14 @@ Binance (``/api/v3/...``, websocket ``/ws``, ``/ws/<n>``, ``/stream``):
   so a test sees exactly which call it could not serve. An unknown symbol gets Binance's own
   ``400 {"code":-1121,"msg":"Invalid symbol."}``.
 
+- signed order endpoints (``POST/GET/DELETE order``, ``openOrders``, ``account``, ``myTrades``):
+  NOT recorded (no capture of a private account exists); emulated by
+  ``tests/support/binance_orders.py`` in Binance's documented response formats, with the filters
+  of the recorded ``exchangeInfo`` and fills at the recorded book served at that moment (see that
+  module for what is and is not emulated). The ``X-MBX-APIKEY`` header, ``timestamp`` and
+  ``signature`` must be sent; any signature is accepted. Fund the account with
+  ``server.account.fund(asset, amount)``.
+
 Coinbase Exchange (the former Coinbase Pro; ``coinbaseexchange`` in ccxt): ``/products`` from
 ``cryptofeed/COINBASE.0`` (2021-04-17) and the websocket at ``/`` playing the ``matches``,
 ``level2`` and ``ticker`` frames of ``cryptofeed/COINBASE.ws.28.0`` for the subscribed products.
@@ -43,13 +51,16 @@ frame) times ``speed``; the clock starts with the first websocket subscription (
 it. A connection gets only frames published after it subscribed, as on a real exchange: frames
 published while a client is disconnected are lost to it (but REST still has them).
 
-Faults (each consumed by the next matching requests): :meth:`fail_next` (status with optional
-Retry-After, e.g. 429 or 503), :meth:`delay_next` (answer after a delay longer than the client's
-timeout), :meth:`refuse_websocket` (handshake answered with an HTTP error), :meth:`drop_websocket`
-(abort or close open connections after N more frames), :meth:`skip_frames` (the feed loses the next
-N frames of a stream; REST still has them) and :meth:`limit_trade_history` (REST keeps trades only
-from an id on). Every HTTP request and websocket event is recorded in :attr:`requests` and
-:attr:`connections`.
+Faults (each consumed by the next matching requests, optionally of one HTTP method):
+:meth:`fail_next` (status with optional Retry-After, e.g. 429 or 503, answered before any handler:
+an order is NOT created), :meth:`delay_next` (the request is read, then handled after a delay longer
+than the client's timeout: an order is created after the client gave up),
+:meth:`lose_order_responses` (the order IS created, then the connection is reset or the answer
+comes after the client's timeout), :meth:`refuse_websocket` (handshake answered with an HTTP error),
+:meth:`drop_websocket` (abort or close open connections after N more frames), :meth:`skip_frames`
+(the feed loses the next N frames of a stream; REST still has them) and :meth:`limit_trade_history`
+(REST keeps trades only from an id on). Every HTTP request and websocket event is recorded in
+:attr:`requests` and :attr:`connections`.
 """
 
 from __future__ import annotations
