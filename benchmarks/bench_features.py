@@ -229,11 +229,11 @@ def main() -> None:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {database}")
+        settings = load_settings(postgres={"dbname": database})
+        project = f"bench_{int(time.time())}"
         try:
-            settings = load_settings(postgres={"dbname": database})
             migrate(settings.postgres.conninfo())
             with tempfile.TemporaryDirectory() as tmp:
-                project = f"bench_{int(time.time())}"
                 result["feast_redis_postgres"] = bench_feast(
                     "dev", args.reads, settings, FeastConfig(env="dev", project=project, registry_db=database)
                 )
@@ -241,6 +241,11 @@ def main() -> None:
                     "local", args.reads, settings, FeastConfig(env="local", project=project, data_dir=Path(tmp))
                 )
         finally:
+            import redis
+
+            client = redis.Redis(host=settings.redis.host, port=settings.redis.port)
+            for key in client.scan_iter(match=f"*{project}".encode()):  # Feast keys end with the project
+                client.delete(key)
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     print(json.dumps(result, indent=2))
