@@ -25,11 +25,11 @@ from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from core.clock import Clock, SystemClock
 from core.deadletter import DeadLetter
 from flows.dlq import Inbound, dead_letter
+from flows.kafka_io import partition_counts
 from flows.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -151,16 +151,7 @@ class AlignedKafkaSource(FixedPartitionedSource[Inbound | DeadLetter, dict[str, 
         self._clock = clock or SystemClock()
 
     def list_parts(self) -> list[str]:
-        admin = AdminClient({"bootstrap.servers": self._kafka.bootstrap})
-        meta = admin.list_topics(timeout=30)
-        counts: dict[str, int] = {}
-        for topic in self._topics:
-            if topic not in meta.topics or meta.topics[topic].error is not None:
-                raise RuntimeError(
-                    f"Kafka topic {topic!r} does not exist at {self._kafka.bootstrap}; "
-                    "create it with `bot4 topics ensure`"
-                )
-            counts[topic] = len(meta.topics[topic].partitions)
+        counts = partition_counts(self._kafka, self._topics)
         if len(set(counts.values())) != 1:
             raise RuntimeError(
                 f"topics merged by event time need equal partition counts (one instrument on one "

@@ -178,6 +178,19 @@ class _InboundPartition(StatefulSourcePartition[Inbound | DeadLetter, int]):
         self._consumer.close()
 
 
+def partition_counts(kafka: KafkaSettings, topics: Iterable[str]) -> dict[str, int]:
+    """Partitions of each topic; a missing topic is an error that says how to create it."""
+    meta = AdminClient({"bootstrap.servers": kafka.bootstrap}).list_topics(timeout=30)
+    counts: dict[str, int] = {}
+    for topic in topics:
+        if topic not in meta.topics or meta.topics[topic].error is not None:
+            raise RuntimeError(
+                f"Kafka topic {topic!r} does not exist at {kafka.bootstrap}; create it with `bot4 topics ensure`"
+            )
+        counts[topic] = len(meta.topics[topic].partitions)
+    return counts
+
+
 class InboundKafkaSource(FixedPartitionedSource[Inbound | DeadLetter, int]):
     """Kafka topics as :class:`Inbound` records (topic, partition, offset, key, value).
 
@@ -203,17 +216,8 @@ class InboundKafkaSource(FixedPartitionedSource[Inbound | DeadLetter, int]):
         self._clock = clock or SystemClock()
 
     def list_parts(self) -> list[str]:
-        admin = AdminClient({"bootstrap.servers": self._kafka.bootstrap})
-        meta = admin.list_topics(timeout=30)
-        parts: list[str] = []
-        for topic in self._topics:
-            if topic not in meta.topics or meta.topics[topic].error is not None:
-                raise RuntimeError(
-                    f"Kafka topic {topic!r} does not exist at {self._kafka.bootstrap}; "
-                    "create it with `bot4 topics ensure`"
-                )
-            parts.extend(f"{p}-{topic}" for p in meta.topics[topic].partitions)
-        return parts
+        counts = partition_counts(self._kafka, self._topics)
+        return [f"{p}-{topic}" for topic, n in counts.items() for p in range(n)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _InboundPartition:
         idx, topic = for_part.split("-", 1)
