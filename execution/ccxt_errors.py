@@ -300,6 +300,9 @@ class Backoff:
             return retry_after_s
         return delay
 
+    def reset(self) -> None:
+        self.attempt = 0
+
 
 def headers_lower(note: ResponseNote) -> dict[str, Any]:
     """The note's headers with lower-case names."""

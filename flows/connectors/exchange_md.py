@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import email.utils
 import enum
 import logging
 import secrets
@@ -61,7 +60,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import ccxt
@@ -76,18 +75,15 @@ from core.events import BookSnapshot, Candle, Level, Side, Trade
 from core.money import float_to_decimal, to_decimal
 from core.symbols import timeframe_seconds
 
+# Retry-After parsing and backoff are shared with the order venue (execution may not import flows).
+from execution.ccxt_errors import Backoff, Rng, parse_retry_after
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Channel = Literal["trades", "book", "candles"]
 ExchangeId = Literal["binance", "kraken", "coinbase", "coinbaseexchange"]
 Transport = Literal["websocket", "rest"]
-
-
-class Rng(Protocol):
-    """Source of jitter: ``random()`` in [0, 1)."""
-
-    def random(self) -> float: ...
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -372,68 +368,6 @@ class _ResponseNote:
 _LAST_RESPONSE: contextvars.ContextVar[_ResponseNote | None] = contextvars.ContextVar(
     "bot4_ccxt_last_response", default=None
 )
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date).
-
-    >>> from core.clock import parse_utc
-    >>> parse_retry_after("3", parse_utc("2024-01-01T00:00:00Z"))
-    3.0
-    >>> parse_retry_after("Mon, 01 Jan 2024 00:00:05 GMT", parse_utc("2024-01-01T00:00:00Z"))
-    5.0
-    """
-    if value is None or not value.strip():
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - now).total_seconds())
-
-
-# ----------------------------------------------------------------------------------------------
-# Backoff
-
-
-class Backoff:
-    """Exponential backoff with jitter, bounded to ``[initial, maximum]``; Retry-After wins.
-
-    Delay ``n`` (from 0) is ``min(maximum, initial * multiplier**n)`` reduced by up to ``jitter``
-    of itself, and never below ``initial``. A Retry-After longer than that is waited in full, even
-    beyond ``maximum``: retrying earlier only extends a venue's ban.
-
-    >>> class Mid:
-    ...     def random(self) -> float:
-    ...         return 0.5
-    >>> b = Backoff(0.5, 30.0, 2.0, 0.2, Mid())
-    >>> [round(b.next_delay(), 3) for _ in range(8)]
-    [0.5, 0.9, 1.8, 3.6, 7.2, 14.4, 27.0, 27.0]
-    >>> b.next_delay(retry_after_s=60.0)
-    60.0
-    """
-
-    def __init__(self, initial: float, maximum: float, multiplier: float, jitter: float, rng: Rng) -> None:
-        self.initial, self.maximum, self.multiplier, self.jitter = initial, maximum, multiplier, jitter
-        self.rng = rng
-        self.attempt = 0
-
-    def next_delay(self, retry_after_s: float | None = None) -> float:
-        base = min(self.maximum, self.initial * self.multiplier**self.attempt)
-        self.attempt += 1
-        delay = min(self.maximum, max(self.initial, base * (1.0 - self.jitter * self.rng.random())))
-        if retry_after_s is not None and retry_after_s > delay:
-            return retry_after_s
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 # ----------------------------------------------------------------------------------------------
