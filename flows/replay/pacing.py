@@ -1,7 +1,7 @@
 """Replay pacing: hold events back until their event time, scaled by a speed, has passed.
 
-The clock and the sleep are injected, so a test drives pacing with a fake clock that only the
-fake sleep moves, and nothing sleeps for real.
+The clock and the sleep are injected, so a test drives pacing with a clock that only its own
+sleep function advances, and nothing sleeps for real.
 """
 
 from __future__ import annotations
