@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # infra/services.sh: install, start, stop and inspect the local services Bot4 runs against.
 #
-# Why this exists: every developer machine and every CI job must get the same Kafka, PostgreSQL and
-# Redis, on the project's own ports, bound to 127.0.0.1, from nothing and without Docker. The script
+# Why this exists: every developer machine and every CI job must get the same Kafka, PostgreSQL,
+# Redis and Prometheus, on the project's own ports, bound to 127.0.0.1, from nothing and without Docker. The script
 # is idempotent (a second `up` does nothing and says so), waits until each service really answers,
 # and stops exactly the processes it started, found by their pid files, never by process name, so it
 # can not hit another project's (or the system's) servers. All state lives under $BOT4_SERVICES_DIR
 # (default <repo>/.services, git-ignored); `clean` wipes it.
 #
-#   infra/services.sh up|down|status|clean|fetch [kafka|postgres|redis|all]     (default: all)
-#   infra/services.sh down clean                                              (= clean all)
+#   infra/services.sh up|down|status|clean|fetch [kafka|postgres|redis|prometheus|all] (default: all)
+#   infra/services.sh down clean                                                  (= clean all)
+#   infra/services.sh tools                          (test tools: Chromium, Prometheus's promtool)
 #
 # Environment: BOT4_SERVICES_DIR (state), BOT4_PYTHON (a Python with confluent-kafka; default
 # <repo>/.venv/bin/python), BOT4_SERVICES_TIMEOUT (seconds to wait per service, default 90),
@@ -37,6 +38,9 @@ PG_USER=postgres
 PG_OS_USER=postgres
 PG_BIN="${BOT4_PG_BIN:-/usr/lib/postgresql/15/bin}"
 REDIS_PORT=26379
+PROM_PORT=29090
+# Flow processes serve /metrics from 29100 upwards (BOT4_METRICS_PORT, flows/metrics.py).
+FLOW_METRICS_PORTS=(29100 29101 29102 29103 29104 29105 29106 29107 29108 29109)
 
 KAFKA_POM="$SCRIPT_DIR/kafka/pom.xml"
 KAFKA_LIBS="$SCRIPT_DIR/kafka/libs"
@@ -58,6 +62,15 @@ R_DIR="$SERVICES_DIR/redis"
 R_DATA="$R_DIR/data"
 R_PID="$R_DIR/redis.pid"
 R_LOG="$LOG_DIR/redis.log"
+
+PROM_TEMPLATE="$SCRIPT_DIR/prometheus/prometheus.yml.in"
+PROM_RULES="$SCRIPT_DIR/prometheus/rules"
+P_DIR="$SERVICES_DIR/prometheus"
+P_DATA="$P_DIR/data"
+P_TARGETS="$P_DIR/targets"
+P_CONFIG="$P_DIR/prometheus.yml"
+P_PID="$P_DIR/prometheus.pid"
+P_LOG="$LOG_DIR/prometheus.log"
 
 # ----------------------------------------------------------------------------------------- helpers
 
@@ -111,14 +124,15 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 usage() {
   cat <<EOF
-usage: infra/services.sh up|down|status|clean|fetch [kafka|postgres|redis|all]   (default: all)
+usage: infra/services.sh up|down|status|clean|fetch [kafka|postgres|redis|prometheus|all]   (default: all)
        infra/services.sh down clean   (stop everything and wipe $SERVICES_DIR)
+       infra/services.sh tools        (install test tools: Chromium, Prometheus with promtool)
 
   up      install if needed, start, wait until the service answers (Kafka: also create topics)
   down    stop what this script started (data is kept)
   status  show what runs; exit 0 if all asked services run, 3 otherwise
   clean   stop, then delete the service's data and logs
-  fetch   only install/fetch binaries (Kafka jars, PostgreSQL, Redis packages)
+  fetch   only install/fetch binaries (Kafka jars, PostgreSQL, Redis, Prometheus packages)
 EOF
 }
 
@@ -702,9 +716,128 @@ redis_clean() {
   say "redis: data removed ($R_DIR)"
 }
 
+# -------------------------------------------------------------------------------------- prometheus
+
+prom_pid() {
+  local pid
+  pid="$(read_pidfile "$P_PID")" || return 1
+  pid_running "$pid" && pid_cmdline_has "$pid" prometheus "$P_CONFIG" || return 1
+  printf '%s\n' "$pid"
+}
+
+# Debian's package (2.42, with promtool). Its maintainer scripts would start the system's own
+# prometheus on :9090 (and enable it at boot) where an init system runs: a policy-rc.d that denies
+# every start covers the install, and the unit is disabled and stopped afterwards. Ours is a
+# separate process on $PROM_PORT with its own config and data.
+prom_ensure_installed() {
+  local policy=/usr/sbin/policy-rc.d ours=0 rc=0
+  command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && return 0
+  if is_root && [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\n# Written by Bot4 infra/services.sh for the prometheus install, removed after it.\nexit 101\n' >"$policy"
+    chmod 755 -- "$policy"
+    ours=1
+  fi
+  # A subshell, so a failed install still removes the policy file before the script stops.
+  (apt_install prometheus) || rc=$?
+  ((ours)) && rm -f -- "$policy"
+  ((rc == 0)) || die "prometheus: apt-get install prometheus failed (see above)"
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 ||
+      warn "prometheus: could not disable the system's prometheus.service; check that nothing listens on :9090"
+  fi
+  if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    die "prometheus: installed package 'prometheus' but prometheus or promtool is still not on PATH"
+  fi
+}
+
+prom_write_config() {
+  local port targets=""
+  mkdir -p -- "$P_DIR" "$P_DATA" "$P_TARGETS"
+  [[ -f "$PROM_TEMPLATE" ]] || die "prometheus: template $PROM_TEMPLATE missing"
+  sed -e "s|@RULES_DIR@|$PROM_RULES|g" -e "s|@TARGETS_DIR@|$P_TARGETS|g" -e "s|@LISTEN@|$HOST:$PROM_PORT|g" \
+    "$PROM_TEMPLATE" >"$P_CONFIG.tmp"
+  mv -f -- "$P_CONFIG.tmp" "$P_CONFIG"
+  for port in "${FLOW_METRICS_PORTS[@]}"; do
+    targets+="${targets:+, }\"$HOST:$port\""
+  done
+  # file_sd: Prometheus re-reads this folder while running, so flow ports can be added here (or in
+  # another *.json next to it) without a restart.
+  printf '[{"targets": [%s], "labels": {"service": "bot4"}}]\n' "$targets" >"$P_TARGETS/flows.json.tmp"
+  mv -f -- "$P_TARGETS/flows.json.tmp" "$P_TARGETS/flows.json"
+  promtool check config "$P_CONFIG" >>"$P_LOG" 2>&1 ||
+    die_with_log "prometheus: promtool check config $P_CONFIG failed" "$P_LOG"
+}
+
+prom_ready_check() {
+  [[ "$(curl -fsS --max-time 2 "http://$HOST:$PROM_PORT/-/ready" 2>/dev/null)" == *Ready* ]]
+}
+
+prom_up() {
+  local pid t0
+  if pid="$(prom_pid)"; then
+    say "prometheus: already running (pid $pid) on $HOST:$PROM_PORT; nothing to start"
+    return 0
+  fi
+  t0="$(now)"
+  [[ -e "$P_PID" ]] && rm -f -- "$P_PID"
+  require_free_port prometheus "$PROM_PORT"
+  prom_ensure_installed
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  mkdir -p -- "$P_DIR"
+  printf '\n===== %s infra/services.sh: starting Prometheus =====\n' "$(date -Is)" >>"$P_LOG"
+  prom_write_config
+  # As for Kafka: own session, and the pid file names the prometheus process itself.
+  setsid bash -c 'printf "%s\n" "$$" >"$1"; shift; exec "$@"' bash "$P_PID" \
+    prometheus "--config.file=$P_CONFIG" "--storage.tsdb.path=$P_DATA" --storage.tsdb.retention.time=7d \
+    "--web.listen-address=$HOST:$PROM_PORT" --web.enable-lifecycle </dev/null >>"$P_LOG" 2>&1 9>&- &
+  wait_for "prometheus: pid file $P_PID" "" "$P_LOG" test -s "$P_PID"
+  pid="$(read_pidfile "$P_PID")"
+  started prometheus "$pid" "$P_PID"
+  wait_for "prometheus: GET http://$HOST:$PROM_PORT/-/ready" "$pid" "$P_LOG" prom_ready_check
+  ready
+  say "prometheus: started (pid $pid) on $HOST:$PROM_PORT, scraping $HOST:${FLOW_METRICS_PORTS[0]}-${FLOW_METRICS_PORTS[-1]}, ready in $(elapsed "$t0") s; config $P_CONFIG; log $P_LOG"
+}
+
+prom_down() {
+  local pid t0
+  if ! pid="$(prom_pid)"; then
+    [[ -e "$P_PID" ]] && {
+      warn "prometheus: removing stale pid file $P_PID (its process is gone)"
+      rm -f -- "$P_PID"
+    }
+    say "prometheus: not running"
+    return 0
+  fi
+  t0="$(now)"
+  stop_pid prometheus "$pid"
+  rm -f -- "$P_PID"
+  say "prometheus: stopped (pid $pid) in $(elapsed "$t0") s"
+}
+
+prom_status() {
+  local pid
+  if pid="$(prom_pid)"; then
+    if prom_ready_check; then
+      say "prometheus: running (pid $pid) on $HOST:$PROM_PORT; config $P_CONFIG; log $P_LOG"
+    else
+      say "prometheus: running (pid $pid) but http://$HOST:$PROM_PORT/-/ready does not answer Ready; log $P_LOG"
+    fi
+    return 0
+  fi
+  say "prometheus: stopped"
+  return 3
+}
+
+prom_clean() {
+  prom_down
+  rm -rf -- "$P_DIR" "$P_LOG"
+  say "prometheus: data removed ($P_DIR)"
+}
+
 # -------------------------------------------------------------------------------------------- main
 
 clean_all() {
+  prom_clean
   kafka_clean
   redis_clean
   pg_clean
@@ -721,11 +854,17 @@ main() {
   case "$cmd" in
   up | down | status | clean | fetch) ;;
   tools)
-    # Test tools that are not services: Debian's Chromium for the offline-report browser tests.
+    # Test tools that are not services: Debian's Chromium for the offline-report browser tests,
+    # Prometheus's promtool for the rule and config tests (the same package `up` runs).
     if command -v chromium >/dev/null 2>&1; then
       say "tools: chromium present ($(command -v chromium))"
     else
       apt_install chromium
+    fi
+    if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+      say "tools: prometheus and promtool present ($(command -v promtool))"
+    else
+      prom_ensure_installed
     fi
     return 0
     ;;
@@ -740,11 +879,11 @@ main() {
   esac
   local -a services
   case "$target" in
-  all) services=(postgres redis kafka) ;;
-  kafka | postgres | redis) services=("$target") ;;
+  all) services=(postgres redis kafka prometheus) ;;
+  kafka | postgres | redis | prometheus) services=("$target") ;;
   *)
     usage >&2
-    die "unknown service '$target', expected kafka, postgres, redis or all"
+    die "unknown service '$target', expected kafka, postgres, redis, prometheus or all"
     ;;
   esac
   ((${#@} <= 3)) || die "too many arguments: $*"
@@ -756,6 +895,7 @@ main() {
       kafka) kafka_status || rc=3 ;;
       postgres) pg_status || rc=3 ;;
       redis) redis_status || rc=3 ;;
+      prometheus) prom_status || rc=3 ;;
       esac
     done
     return "$rc"
@@ -769,6 +909,7 @@ main() {
       kafka) kafka_up ;;
       postgres) pg_up ;;
       redis) redis_up ;;
+      prometheus) prom_up ;;
       esac
     done
     say "up ($target) done in $(elapsed "$t0") s"
@@ -779,12 +920,13 @@ main() {
       return 0
     }
     take_lock
-    # Reverse order: Kafka first (slowest to stop), PostgreSQL last.
+    # Reverse order: Prometheus first, then Kafka (slowest to stop), PostgreSQL last.
     for ((i = ${#services[@]} - 1; i >= 0; i--)); do
       case "${services[$i]}" in
       kafka) kafka_down ;;
       postgres) pg_down ;;
       redis) redis_down ;;
+      prometheus) prom_down ;;
       esac
     done
     ;;
@@ -803,6 +945,7 @@ main() {
       kafka) kafka_clean ;;
       postgres) pg_clean ;;
       redis) redis_clean ;;
+      prometheus) prom_clean ;;
       esac
     fi
     ;;
@@ -813,6 +956,7 @@ main() {
       kafka) kafka_fetch ;;
       postgres) pg_ensure_installed ;;
       redis) redis_ensure_installed ;;
+      prometheus) prom_ensure_installed ;;
       esac
     done
     say "fetch ($target) done"
