@@ -118,6 +118,29 @@ class StorageSettings(StrictConfig):
     flush_interval_ms: int = Field(default=500, ge=1)
 
 
+class ConsoleSettings(StrictConfig):
+    """The operator console (``bot4 serve``): where it listens and who may send commands.
+
+    Reading is open to whoever reaches the port, so it binds 127.0.0.1 unless told otherwise.
+    Commands (kill switch, reset) need ``Authorization: Bearer <token>``; without a token the
+    console is read-only whatever ``read_only`` says.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=29200, ge=1, le=65535)
+    #: Bearer token for commands; None refuses every command. Its length (at least 16) is checked
+    #: by ``bot4 serve``, not here, because a validation error would echo the value.
+    token: SecretStr | None = None
+    #: Refuse every command even when a token is configured.
+    read_only: bool = False
+    #: Backtest reports: one folder per run holding report.json and report.html.
+    reports_dir: Path = Path("out/reports")
+
+    @property
+    def commands_enabled(self) -> bool:
+        return self.token is not None and not self.read_only
+
+
 class Bot4Settings(BaseSettings):
     """Every setting of a Bot4 process. Frozen: read once, passed down."""
 
@@ -140,6 +163,7 @@ class Bot4Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     #: The risk gate's limits (risk/config.py): BOT4_RISK__MAX_POSITION_PCT=0.01 and so on.
     risk: RiskLimits = RiskLimits()
+    console: ConsoleSettings = ConsoleSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,498 @@
+"""The console's reads of PostgreSQL: each function takes a connection and returns API models.
+
+Positions are not stored: they are rebuilt from the ``fills`` table by the same
+:class:`~execution.portfolio.Portfolio` the execution step keeps, and marked at the newest stored
+trade of each instrument (at the last fill price when no trade is stored).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from core.events import Side
+from core.fills import Fill as DomainFill
+from core.fills import Liquidity
+from execution.portfolio import Portfolio
+from execution.venue import split_symbol
+from flows.console import schema
+from flows.console.convert import dec, utc
+
+Conn = psycopg.Connection[Any]
+MAX_LIMIT = 5000
+_ZERO = Decimal(0)
+
+
+def _rows(conn: Conn, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``WHERE a = %s AND ...`` for the filters given (None means no filter on that column)."""
+    used = {k: v for k, v in filters.items() if v is not None}
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(f"{k} = %s" for k in used), list(used.values())
+
+
+def accounts(conn: Conn) -> list[schema.Account]:
+    rows = _rows(
+        conn,
+        """
+        WITH names AS (
+            SELECT account FROM orders UNION SELECT account FROM fills
+            UNION SELECT account FROM risk_decisions UNION SELECT account FROM equity
+            UNION SELECT account FROM operator_commands WHERE account <> '*'
+        ), latest AS (
+            SELECT DISTINCT ON (account) account, trading_state, ts_event
+            FROM risk_decisions ORDER BY account, ts_event DESC, decision_id DESC
+        ), o AS (
+            SELECT account, count(*) AS orders,
+                   count(*) FILTER (WHERE status IN ('pending_submit', 'submitted', 'open', 'partially_filled',
+                                                     'pending_cancel')) AS open_orders
+            FROM orders GROUP BY account
+        ), f AS (SELECT account, count(*) AS fills, max(ts_event) AS last_fill_at FROM fills GROUP BY account)
+        SELECT n.account, l.trading_state, l.ts_event AS state_since, coalesce(o.orders, 0) AS orders,
+               coalesce(o.open_orders, 0) AS open_orders, coalesce(f.fills, 0) AS fills, f.last_fill_at
+        FROM names n LEFT JOIN latest l USING (account) LEFT JOIN o USING (account) LEFT JOIN f USING (account)
+        ORDER BY n.account
+        """,
+    )
+    return [
+        schema.Account(**{**r, "state_since": utc(r["state_since"]), "last_fill_at": utc(r["last_fill_at"])})
+        for r in rows
+    ]
+
+
+def _fill(r: dict[str, Any]) -> schema.Fill:
+    return schema.Fill(
+        exchange=r["exchange"],
+        fill_id=r["fill_id"],
+        client_order_id=r["client_order_id"],
+        account=r["account"],
+        symbol=r["symbol"],
+        side=r["side"],
+        price=dec(r["price"]),
+        amount=dec(r["amount"]),
+        notional=dec(r["price"] * r["amount"]),
+        fee=dec(r["fee"]),
+        fee_currency=r["fee_currency"],
+        liquidity=r["liquidity"],
+        ts_event=utc(r["ts_event"]),
+    )
+
+
+def positions(conn: Conn, account: str | None = None) -> list[schema.Position]:
+    where, params = _where({"account": account})
+    fills = _rows(conn, f"SELECT * FROM fills{where} ORDER BY ts_event, exchange, fill_id", params)
+    marks = _latest_trades(conn, sorted({(f["exchange"], f["symbol"]) for f in fills}))
+    books: dict[tuple[str, str], Portfolio] = {}
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    fees: dict[tuple[str, str, str], Decimal] = defaultdict(lambda: _ZERO)
+    for r in fills:
+        quote = split_symbol(r["symbol"])[1]
+        book = books.setdefault((r["account"], quote), Portfolio(r["account"], _ZERO, quote))
+        book.apply_fill(
+            DomainFill(
+                r["exchange"],
+                r["fill_id"],
+                r["client_order_id"],
+                r["account"],
+                r["symbol"],
+                Side(r["side"]),
+                r["price"],
+                r["amount"],
+                r["fee"],
+                r["fee_currency"] or quote,
+                Liquidity(r["liquidity"] or "taker"),
+                utc(r["ts_event"]),
+            )
+        )
+        key = (r["account"], r["exchange"], r["symbol"])
+        counts[key] += 1
+        fee = r["fee"] if (r["fee_currency"] or quote) == quote else r["fee"] * r["price"]
+        fees[key] += fee
+    out: list[schema.Position] = []
+    for (acct, quote), book in sorted(books.items()):
+        for holding in book.holdings().values():
+            mark_row = marks.get((holding.exchange, holding.symbol))
+            if mark_row is not None:
+                book.mark(holding.exchange, holding.symbol, mark_row[0])
+        for holding in sorted(book.holdings().values(), key=lambda h: h.key):
+            key = (acct, holding.exchange, holding.symbol)
+            mark_row = marks.get((holding.exchange, holding.symbol))
+            avg = holding.average_price
+            out.append(
+                schema.Position(
+                    account=acct,
+                    exchange=holding.exchange,
+                    symbol=holding.symbol,
+                    quote_currency=quote,
+                    amount=dec(holding.amount),
+                    average_price=dec(avg.quantize(Decimal("1e-12")).normalize()) if avg is not None else None,
+                    mark=dec(holding.mark),
+                    mark_source="trade" if mark_row is not None else "fill",
+                    mark_at=utc(mark_row[1]) if mark_row is not None else None,
+                    notional=dec(holding.amount * holding.mark),
+                    realized_pnl=dec(holding.realized_pnl),
+                    unrealized_pnl=dec(holding.unrealized_pnl),
+                    fees=dec(fees[key]),
+                    fills=counts[key],
+                )
+            )
+    return out
+
+
+def _latest_trades(conn: Conn, instruments: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Decimal, datetime]]:
+    out: dict[tuple[str, str], tuple[Decimal, datetime]] = {}
+    for exchange, symbol in instruments:
+        row = conn.execute(
+            "SELECT price, ts_event FROM md_trades WHERE exchange = %s AND symbol = %s ORDER BY ts_event DESC LIMIT 1",
+            (exchange, symbol),
+        ).fetchone()
+        if row is not None:
+            out[(exchange, symbol)] = (row[0], row[1])
+    return out
+
+
+_ORDER_COLUMNS = (
+    "o.client_order_id, o.account, o.strategy, o.exchange, o.symbol, o.side, o.order_type, o.amount, o.limit_price,"
+    " o.status, o.venue_order_id, o.ts_created, o.ts_updated,"
+    " coalesce((SELECT sum(f.amount) FROM fills f WHERE f.client_order_id = o.client_order_id), 0) AS filled"
+)
+
+
+def _order(r: dict[str, Any]) -> schema.Order:
+    return schema.Order(
+        **{
+            **r,
+            "amount": dec(r["amount"]),
+            "limit_price": dec(r["limit_price"]),
+            "filled": dec(r["filled"]),
+            "ts_created": utc(r["ts_created"]),
+            "ts_updated": utc(r["ts_updated"]),
+        }
+    )
+
+
+def orders(
+    conn: Conn,
+    *,
+    account: str | None = None,
+    symbol: str | None = None,
+    status: str | None = None,
+    side: str | None = None,
+    limit: int = 200,
+) -> list[schema.Order]:
+    where, params = _where({"o.account": account, "o.symbol": symbol, "o.status": status, "o.side": side})
+    rows = _rows(
+        conn,
+        f"SELECT {_ORDER_COLUMNS} FROM orders o{where} ORDER BY o.ts_created DESC, o.client_order_id LIMIT %s",
+        [*params, min(limit, MAX_LIMIT)],
+    )
+    return [_order(r) for r in rows]
+
+
+def order_detail(conn: Conn, client_order_id: str) -> schema.OrderDetail | None:
+    rows = _rows(conn, f"SELECT {_ORDER_COLUMNS} FROM orders o WHERE o.client_order_id = %s", [client_order_id])
+    if not rows:
+        return None
+    events = _rows(conn, "SELECT * FROM order_events WHERE client_order_id = %s ORDER BY seq", [client_order_id])
+    fills = _rows(conn, "SELECT * FROM fills WHERE client_order_id = %s ORDER BY ts_event, fill_id", [client_order_id])
+    return schema.OrderDetail(
+        order=_order(rows[0]),
+        events=[
+            schema.OrderEvent(
+                seq=e["seq"],
+                event=e["event"],
+                status_before=e["status_before"],
+                status_after=e["status_after"],
+                detail=e["detail"],
+                ts_event=utc(e["ts_event"]),
+            )
+            for e in events
+        ],
+        fills=[_fill(f) for f in fills],
+    )
+
+
+def fills(
+    conn: Conn,
+    *,
+    account: str | None = None,
+    symbol: str | None = None,
+    side: str | None = None,
+    client_order_id: str | None = None,
+    limit: int = 200,
+) -> list[schema.Fill]:
+    where, params = _where({"account": account, "symbol": symbol, "side": side, "client_order_id": client_order_id})
+    rows = _rows(
+        conn, f"SELECT * FROM fills{where} ORDER BY ts_event DESC, fill_id LIMIT %s", [*params, min(limit, MAX_LIMIT)]
+    )
+    return [_fill(r) for r in rows]
+
+
+def equity(conn: Conn, account: str, limit: int = 5000) -> schema.EquityCurve:
+    rows = _rows(
+        conn,
+        "SELECT * FROM (SELECT * FROM equity WHERE account = %s ORDER BY ts_event DESC LIMIT %s) t ORDER BY ts_event",
+        [account, min(limit, 50_000)],
+    )
+    worst = max((r["drawdown"] for r in rows), default=None)
+    return schema.EquityCurve(
+        account=account,
+        points=[
+            schema.EquityPoint.model_validate(
+                {k: dec(v) for k, v in r.items() if k not in {"account", "ts_event"}} | {"ts_event": utc(r["ts_event"])}
+            )
+            for r in rows
+        ],
+        max_drawdown=dec(worst),
+    )
+
+
+def _decision(r: dict[str, Any]) -> schema.Decision:
+    return schema.Decision(
+        decision_id=r["decision_id"],
+        account=r["account"],
+        client_order_id=r["client_order_id"],
+        kind=r["kind"],
+        trading_state=r["trading_state"],
+        reasons=[schema.Reason(code=x["code"], message=x["message"]) for x in r["reasons"]],
+        detail=r["detail"],
+        ts_event=utc(r["ts_event"]),
+    )
+
+
+def decisions(
+    conn: Conn,
+    *,
+    account: str | None = None,
+    kind: str | None = None,
+    reason: str | None = None,
+    limit: int = 200,
+) -> list[schema.Decision]:
+    where, params = _where({"account": account, "kind": kind})
+    if reason is not None:
+        where += (" AND" if where else " WHERE") + " reasons @> %s::jsonb"
+        params.append(f'[{{"code": "{_json_string(reason)}"}}]')
+    rows = _rows(
+        conn,
+        f"SELECT * FROM risk_decisions{where} ORDER BY ts_event DESC, decision_id LIMIT %s",
+        [*params, min(limit, MAX_LIMIT)],
+    )
+    return [_decision(r) for r in rows]
+
+
+def _json_string(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+_BREAKER_CHANGE = re.compile(r"(?P<name>[a-z_]+) (?P<before>[a-z_]+)->(?P<after>[a-z_]+): (?P<reason>.*)")
+
+
+def breakers_from_reason(reason: str, ts: datetime) -> list[schema.Breaker]:
+    """The breaker transitions the risk state machine wrote into a state change's reason.
+
+    >>> from core.clock import parse_utc
+    >>> t = parse_utc("2024-08-09T00:00:00Z")
+    >>> [(b.name, b.status, b.reason) for b in breakers_from_reason(
+    ...     "kill_switch closed->open: kill switch by alice: drill; drawdown closed->open: 16% down", t)]
+    [('kill_switch', 'open', 'kill switch by alice: drill'), ('drawdown', 'open', '16% down')]
+    """
+    out = []
+    for part in reason.split("; "):
+        match = _BREAKER_CHANGE.fullmatch(part.strip())
+        if match:
+            out.append(schema.Breaker(name=match["name"], status=match["after"], reason=match["reason"], since=ts))
+    return out
+
+
+def _command(r: dict[str, Any]) -> schema.CommandRecord:
+    return schema.CommandRecord(**{**r, "ts": utc(r["ts"]), "recorded_at": utc(r["recorded_at"])})
+
+
+def risk_states(conn: Conn) -> list[schema.RiskState]:
+    changes = _rows(
+        conn,
+        "SELECT account, trading_state, detail, ts_event FROM risk_decisions WHERE kind = 'state_changed'"
+        " ORDER BY account, ts_event, decision_id",
+    )
+    latest = {
+        r["account"]: r
+        for r in _rows(
+            conn,
+            "SELECT DISTINCT ON (account) account, trading_state, ts_event FROM risk_decisions"
+            " ORDER BY account, ts_event DESC, decision_id DESC",
+        )
+    }
+    commands = _rows(conn, "SELECT * FROM operator_commands ORDER BY ts")
+    per_account: dict[str, dict[str, schema.Breaker]] = defaultdict(dict)
+    last_change: dict[str, dict[str, Any]] = {}
+    for c in changes:
+        for breaker in breakers_from_reason(c["detail"].get("reason", ""), utc(c["ts_event"])):
+            per_account[c["account"]][breaker.name] = breaker
+        last_change[c["account"]] = c
+    names = sorted(set(latest) | {c["account"] for c in commands if c["account"] != "*"})
+    out = []
+    for acct in names:
+        change = last_change.get(acct)
+        newest = latest.get(acct)
+        since = utc(change["ts_event"]) if change else None
+        pending = [
+            _command(c) for c in commands if c["account"] in {acct, "*"} and (since is None or utc(c["ts"]) > since)
+        ]
+        out.append(
+            schema.RiskState(
+                account=acct,
+                trading_state=newest["trading_state"] if newest else None,
+                since=since,
+                last_change_reason=change["detail"].get("reason") if change else None,
+                breakers=sorted(per_account[acct].values(), key=lambda b: b.name),
+                pending_commands=pending,
+            )
+        )
+    return out
+
+
+def commands(conn: Conn, limit: int = 100) -> list[schema.CommandRecord]:
+    rows = _rows(conn, "SELECT * FROM operator_commands ORDER BY ts DESC, id DESC LIMIT %s", [min(limit, MAX_LIMIT)])
+    return [_command(r) for r in rows]
+
+
+# The md_* tables can hold billions of rows: the newest row per instrument is found by a skip scan
+# over the primary key (exchange, symbol, ts_event, ...) instead of a GROUP BY over the whole table.
+_SKIP_SCAN = """
+WITH RECURSIVE keys AS (
+    (SELECT exchange, symbol FROM {table} ORDER BY exchange, symbol LIMIT 1)
+    UNION ALL
+    SELECT n.exchange, n.symbol FROM keys k CROSS JOIN LATERAL (
+        SELECT exchange, symbol FROM {table} t WHERE (t.exchange, t.symbol) > (k.exchange, k.symbol)
+        ORDER BY exchange, symbol LIMIT 1) n
+)
+SELECT k.exchange, k.symbol,
+       (SELECT max(ts_event) FROM {table} t WHERE t.exchange = k.exchange AND t.symbol = k.symbol) AS newest
+FROM keys k
+"""
+
+
+def freshness(conn: Conn, now: datetime) -> list[schema.Freshness]:
+    newest: dict[tuple[str, str], dict[str, datetime | None]] = defaultdict(dict)
+    for table, column in (
+        ("md_trades", "last_trade_at"),
+        ("md_quotes", "last_quote_at"),
+        ("md_candles", "last_candle_at"),
+    ):
+        for r in _rows(conn, _SKIP_SCAN.format(table=table)):
+            newest[(r["exchange"], r["symbol"])][column] = utc(r["newest"])
+    dead = {
+        r["key"]: r["n"]
+        for r in _rows(
+            conn, "SELECT convert_from(msg_key, 'UTF8') AS key, count(*) AS n FROM dead_letters GROUP BY msg_key"
+        )
+    }
+    out = []
+    for (exchange, symbol), times in sorted(newest.items()):
+        key = f"{exchange}:{symbol}"
+        stamps = [t for t in times.values() if t is not None]
+        age = (now - max(stamps)).total_seconds() if stamps else None
+        out.append(
+            schema.Freshness(
+                key=key,
+                exchange=exchange,
+                symbol=symbol,
+                last_trade_at=times.get("last_trade_at"),
+                last_quote_at=times.get("last_quote_at"),
+                last_candle_at=times.get("last_candle_at"),
+                age_seconds=age,
+                dead_letters=dead.get(key, 0),
+            )
+        )
+    return out
+
+
+def dead_letters(conn: Conn) -> list[schema.DeadLetterCount]:
+    rows = _rows(
+        conn,
+        "SELECT convert_from(msg_key, 'UTF8') AS key, stage, reason, count(*) AS count, max(ts_recv) AS last_at"
+        " FROM dead_letters GROUP BY msg_key, stage, reason ORDER BY count DESC, stage, reason",
+    )
+    return [schema.DeadLetterCount(**{**r, "last_at": utc(r["last_at"])}) for r in rows]
+
+
+def validation_runs(conn: Conn, limit: int = 100) -> list[schema.ValidationRun]:
+    rows = _rows(conn, "SELECT * FROM quality_runs ORDER BY started_at DESC LIMIT %s", [min(limit, MAX_LIMIT)])
+    return [
+        schema.ValidationRun(
+            run_id=r["run_id"],
+            backend=r["backend"],
+            tables=list(r["tables"]),
+            symbol=r["symbol"],
+            range_start=utc(r["range_start"]),
+            range_end=utc(r["range_end"]),
+            started_at=utc(r["started_at"]),
+            finished_at=utc(r["finished_at"]),
+            success=r["success"],
+            batches=r["batches"],
+            rows_validated=r["rows_validated"],
+            failed_checks=r["failed_checks"],
+            report_url=f"/api/validation/{r['run_id']}/report/index.html" if r["report_path"] else None,
+        )
+        for r in rows
+    ]
+
+
+def validation_report_path(conn: Conn, run_id: str) -> str | None:
+    row = conn.execute("SELECT report_path FROM quality_runs WHERE run_id = %s", (run_id,)).fetchone()
+    return None if row is None else row[0]
+
+
+def candles(conn: Conn, exchange: str, symbol: str, interval_seconds: int, limit: int) -> list[schema.Candle]:
+    """OHLCV bars built from the stored trades (the newest ``limit`` bars of ``interval_seconds``)."""
+    rows = _rows(
+        conn,
+        """
+        WITH last AS (SELECT max(ts_event) AS t FROM md_trades WHERE exchange = %(e)s AND symbol = %(s)s),
+        t AS (
+            SELECT date_bin(make_interval(secs => %(i)s), ts_event, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+                   price, amount, ts_event, trade_id
+            FROM md_trades, last
+            WHERE exchange = %(e)s AND symbol = %(s)s AND ts_event > last.t - make_interval(secs => %(i)s * %(n)s)
+        )
+        SELECT bucket AS ts,
+               (array_agg(price ORDER BY ts_event, trade_id))[1] AS open, max(price) AS high, min(price) AS low,
+               (array_agg(price ORDER BY ts_event DESC, trade_id DESC))[1] AS close,
+               sum(amount) AS volume, count(*) AS trades
+        FROM t GROUP BY bucket ORDER BY bucket
+        """,
+        {"e": exchange, "s": symbol, "i": interval_seconds, "n": min(limit, 5000)},
+    )
+    return [
+        schema.Candle(
+            ts=utc(r["ts"]),
+            open=dec(r["open"]),
+            high=dec(r["high"]),
+            low=dec(r["low"]),
+            close=dec(r["close"]),
+            volume=dec(r["volume"]),
+            trades=r["trades"],
+        )
+        for r in rows
+    ]
+
+
+def fills_between(conn: Conn, exchange: str, symbol: str, start: datetime) -> list[schema.Fill]:
+    rows = _rows(
+        conn,
+        "SELECT * FROM fills WHERE exchange = %s AND symbol = %s AND ts_event >= %s ORDER BY ts_event, fill_id",
+        [exchange, symbol, start],
+    )
+    return [_fill(r) for r in rows]

@@ -1,0 +1,259 @@
+"""What the console API returns: the OpenAPI description is generated from these models.
+
+Money, prices and amounts are decimal strings (``"61837.63"``), exactly as PostgreSQL holds them;
+times are ISO 8601 in UTC. Nothing here carries a secret.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Decimal = str  # a decimal number as a string, never a float
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ConsoleInfo(_Out):
+    """What the UI needs to know about this server (no secret, only whether one is set)."""
+
+    mode: str
+    commands_enabled: bool
+    read_only: bool
+    token_configured: bool
+    reports_dir: str
+    live_topics: list[str]
+    absent: list[str] = Field(description="parts of the issue this server cannot show yet, and why")
+
+
+class Account(_Out):
+    account: str
+    trading_state: str | None = Field(description="latest state the risk engine recorded; null if none yet")
+    state_since: datetime | None
+    orders: int
+    open_orders: int
+    fills: int
+    last_fill_at: datetime | None
+
+
+class Position(_Out):
+    account: str
+    exchange: str
+    symbol: str
+    quote_currency: str
+    amount: Decimal
+    average_price: Decimal | None
+    mark: Decimal
+    mark_source: Literal["trade", "fill"]
+    mark_at: datetime | None
+    notional: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees: Decimal
+    fills: int
+
+
+class Order(_Out):
+    client_order_id: str
+    account: str
+    strategy: str
+    exchange: str
+    symbol: str
+    side: str
+    order_type: str
+    amount: Decimal
+    limit_price: Decimal | None
+    status: str
+    venue_order_id: str | None
+    ts_created: datetime
+    ts_updated: datetime
+    filled: Decimal
+
+
+class OrderEvent(_Out):
+    seq: int
+    event: str
+    status_before: str
+    status_after: str
+    detail: dict[str, Any]
+    ts_event: datetime
+
+
+class Fill(_Out):
+    exchange: str
+    fill_id: str
+    client_order_id: str
+    account: str
+    symbol: str
+    side: str
+    price: Decimal
+    amount: Decimal
+    notional: Decimal
+    fee: Decimal
+    fee_currency: str | None
+    liquidity: str | None
+    ts_event: datetime
+
+
+class OrderDetail(_Out):
+    order: Order
+    events: list[OrderEvent]
+    fills: list[Fill]
+
+
+class EquityPoint(_Out):
+    ts_event: datetime
+    equity: Decimal
+    cash: Decimal
+    gross_exposure: Decimal
+    net_exposure: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    peak_equity: Decimal
+    drawdown: Decimal
+
+
+class EquityCurve(_Out):
+    account: str
+    points: list[EquityPoint]
+    max_drawdown: Decimal | None
+
+
+class Reason(_Out):
+    code: str
+    message: str
+
+
+class Decision(_Out):
+    decision_id: str
+    account: str
+    client_order_id: str | None
+    kind: str
+    trading_state: str
+    reasons: list[Reason]
+    detail: dict[str, Any]
+    ts_event: datetime
+
+
+class Breaker(_Out):
+    name: str
+    status: str
+    reason: str
+    since: datetime
+
+
+class CommandRecord(_Out):
+    id: int
+    kind: str
+    account: str
+    breaker: str | None
+    requested_by: str
+    reason: str
+    via: str
+    ts: datetime
+    recorded_at: datetime
+
+
+class RiskState(_Out):
+    account: str
+    trading_state: str | None
+    since: datetime | None
+    last_change_reason: str | None
+    breakers: list[Breaker] = Field(description="breakers named in the recorded state changes, latest status each")
+    pending_commands: list[CommandRecord] = Field(
+        description="commands sent after the latest recorded state change (not yet acted on by the risk engine)"
+    )
+
+
+class Freshness(_Out):
+    key: str = Field(description="exchange:SYMBOL")
+    exchange: str
+    symbol: str
+    last_trade_at: datetime | None
+    last_quote_at: datetime | None
+    last_candle_at: datetime | None
+    age_seconds: float | None = Field(description="now minus the newest of the three, in seconds")
+    dead_letters: int
+
+
+class DeadLetterCount(_Out):
+    key: str | None = Field(description="the record's Kafka key (exchange:SYMBOL) when it had one")
+    stage: str
+    reason: str
+    count: int
+    last_at: datetime
+
+
+class ValidationRun(_Out):
+    run_id: str
+    backend: str
+    tables: list[str]
+    symbol: str | None
+    range_start: datetime | None
+    range_end: datetime | None
+    started_at: datetime
+    finished_at: datetime
+    success: bool
+    batches: int
+    rows_validated: int
+    failed_checks: int
+    report_url: str | None
+
+
+class BacktestReport(_Out):
+    name: str
+    modified_at: datetime
+    has_json: bool
+    has_html: bool
+    json_url: str | None
+    html_url: str | None
+
+
+class Candle(_Out):
+    ts: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    trades: int
+
+
+class SymbolChart(_Out):
+    key: str
+    interval_seconds: int
+    candles: list[Candle]
+    fills: list[Fill]
+
+
+class KillRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: str = Field(min_length=1, max_length=100, description="account to halt; '*' halts every account")
+    reason: str = Field(min_length=1, max_length=500)
+    operator: str = Field(min_length=1, max_length=100, description="who is asking (goes on the record)")
+    confirm: Literal["KILL"] = Field(description="must be the word KILL")
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: str = Field(min_length=1, max_length=100)
+    breaker: str = Field(min_length=1, max_length=100, description="e.g. kill_switch, drawdown, daily_loss")
+    reason: str = Field(min_length=1, max_length=500)
+    operator: str = Field(min_length=1, max_length=100)
+    confirm: Literal["RESET"] = Field(description="must be the word RESET")
+
+
+class CommandAccepted(_Out):
+    kind: str
+    account: str
+    breaker: str | None
+    requested_by: str
+    reason: str
+    ts: datetime
+    topic: str
