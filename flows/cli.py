@@ -220,6 +220,11 @@ from flows.control_cmd import register as _register_control  # noqa: E402
 _register_control(app)
 
 
+from flows.console.serve_cmd import register as _register_console  # noqa: E402
+
+_register_console(app)
+
+
 def main() -> None:
     try:
         app()
