@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from core.clock import Clock, SystemClock
 from core.deadletter import DeadLetter
 from flows.dlq import Inbound, dead_letter
-from flows.metrics import expect_ready, mark_ready
+from flows.metrics import CONSUMER_LAG, expect_ready, mark_ready
 from flows.settings import KafkaSettings
 
 
@@ -148,6 +148,7 @@ class _InboundPartition(StatefulSourcePartition[Inbound | DeadLetter, int]):
         self._batch_size, self._tail, self._clock = batch_size, tail, clock
         self._eof = False
         self._component = f"kafka:{topic}[{partition}]"
+        self._lag = CONSUMER_LAG.labels(topic, str(partition))
         expect_ready(self._component)
 
     def next_batch(self) -> list[Inbound | DeadLetter]:
@@ -169,6 +170,11 @@ class _InboundPartition(StatefulSourcePartition[Inbound | DeadLetter, int]):
             offset: int = msg.offset()  # type: ignore[assignment]  # set on every consumed message
             out.append(Inbound(topic, partition, offset, msg.key(), msg.value() or b""))
             self._offset = offset + 1
+        # The high watermark of the last fetch response (cached: no broker round trip); negative
+        # until the first fetch has answered.
+        _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        if high >= 0:
+            self._lag.set(max(0, high - self._offset))
         return out
 
     def snapshot(self) -> int:

@@ -11,6 +11,14 @@ Every flow process serves, on 127.0.0.1 and its own port:
 
 :func:`ensure_server` starts it once per process; when the configured port is taken (several
 flow processes on one host) it tries the next ports and logs which one it bound.
+
+Instrument keys as label values go through :func:`instrument_label`: keys on the allow-list
+(``BOT4_QUALITY__KNOWN_SYMBOLS`` by default) keep their own series, every other key is counted
+under ``other``, so a burst of unknown symbols can not create unbounded series.
+
+The metric objects below are the whole catalogue; infra/prometheus/rules/bot4.yml and
+infra/grafana/dashboards/bot4.json use only these names (tests hold them to it). The flows that
+own a domain (risk gate, execution, portfolio) set the risk, order and PnL metrics.
 """
 
 from __future__ import annotations
@@ -18,10 +26,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +51,102 @@ ROWS_WRITTEN = Counter(
 )
 LAST_EVENT_TIME = Gauge(
     "bot4_last_event_timestamp_seconds",
-    "Exchange time of the newest event seen per instrument and stage (data freshness).",
+    "Exchange time of the newest event seen per instrument and stage (data freshness); "
+    "key is an allowed instrument key or 'other' (instrument_label).",
     ["stage", "key"],
 )
+CONSUMER_LAG = Gauge(
+    "bot4_consumer_lag_records",
+    "Records between a source partition's read position and its high watermark, per topic and partition.",
+    ["topic", "partition"],
+)
+#: Seconds from our receive time (ts_recv) to a stage handling the event; observed once per batch
+#: (the batch's last event), so the cost does not grow with the event rate.
+STAGE_LATENCY = Histogram(
+    "bot4_stage_latency_seconds",
+    "Seconds from an event's receive time to the stage that handled it (once per batch).",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+
+# ---- risk gate and portfolio (set by the trading flow; account is the configured account id)
+RISK_STATE = Gauge(
+    "bot4_risk_state",
+    "1 for the account's current trading state (active, reducing, halted), 0 for the others.",
+    ["account", "state"],
+)
+BREAKER_OPEN = Gauge(
+    "bot4_breaker_open",
+    "1 while the named circuit breaker is open (or probing), 0 when closed.",
+    ["account", "breaker"],
+)
+RISK_DECISIONS = Counter(
+    "bot4_risk_decisions_total",
+    "Risk gate decisions by outcome (approved, denied) and reason ('none' for approvals).",
+    ["outcome", "reason"],
+)
+DRAWDOWN = Gauge("bot4_drawdown_ratio", "Drawdown from the equity peak, as a fraction (0.05 = 5 %).", ["account"])
+DRAWDOWN_LIMIT = Gauge(
+    "bot4_drawdown_limit_ratio", "The configured maximum drawdown the gate halts at, as a fraction.", ["account"]
+)
+EQUITY = Gauge("bot4_equity_quote", "Account equity in the quote currency.", ["account"])
+PNL = Gauge(
+    "bot4_pnl_quote", "Profit and loss in the quote currency, by kind (realized, unrealized).", ["account", "kind"]
+)
+EXPOSURE = Gauge(
+    "bot4_exposure_quote",
+    "Signed position notional in the quote currency per instrument (key through instrument_label).",
+    ["account", "key"],
+)
+
+# ---- execution (set by the execution flow or the in-process venue)
+ORDER_TRANSITIONS = Counter(
+    "bot4_order_transitions_total",
+    "Orders entering each state of the order state machine, per venue.",
+    ["venue", "state"],
+)
+FILLS = Counter("bot4_fills_total", "Fills received, per venue and side.", ["venue", "side"])
+FILL_NOTIONAL = Counter("bot4_fill_notional_quote_total", "Filled notional in the quote currency.", ["venue"])
+VENUE_ERRORS = Counter(
+    "bot4_venue_errors_total",
+    "Venue calls that failed, by venue and kind (rate_limited, unavailable, timeout, rejected, ...).",
+    ["venue", "kind"],
+)
+ORDER_ACK_LATENCY = Histogram(
+    "bot4_order_ack_latency_seconds",
+    "Seconds from submitting an order to the venue's acknowledgement.",
+    ["venue"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+# ---- validation (set by `bot4 validate` and by the process that reads its results)
+VALIDATION_FAILED = Gauge(
+    "bot4_validation_failed",
+    "1 when the latest Great Expectations validation of the table failed, 0 when it passed.",
+    ["table"],
+)
+
+#: Label value for every instrument key that is not on the allow-list.
+OTHER_KEY = "other"
+_allowed_keys: list[frozenset[str]] = []  # empty until configured or first used
+
+
+def set_instrument_allowlist(keys: Iterable[str]) -> None:
+    """Instrument keys that keep their own label value; every other key becomes ``other``."""
+    _allowed_keys[:] = [frozenset(keys)]
+
+
+def instrument_label(key: str) -> str:
+    """The label value for an instrument key: itself when allowed, else ``other``.
+
+    The allow-list defaults to the configured known symbols (read once from the settings).
+    """
+    if not _allowed_keys:
+        from flows.settings import load_settings
+
+        set_instrument_allowlist(load_settings().quality.known_symbols)
+    return key if key in _allowed_keys[0] else OTHER_KEY
+
 
 _lock = threading.Lock()
 _waiting: set[str] = set()
@@ -96,6 +198,14 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("metrics http: " + format, *args)
 
 
+def start_server(port: int) -> ThreadingHTTPServer:
+    """A new endpoint server on 127.0.0.1:``port`` in a daemon thread; the caller owns it
+    (``shutdown()`` and ``server_close()`` stop it). Flows use :func:`ensure_server`."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+    threading.Thread(target=server.serve_forever, name=f"bot4-metrics-{port}", daemon=True).start()
+    return server
+
+
 def ensure_server(port: int, attempts: int = 8) -> int | None:
     """Serve the endpoints on 127.0.0.1 from ``port`` (or the next free of ``attempts`` ports).
 
@@ -108,11 +218,10 @@ def ensure_server(port: int, attempts: int = 8) -> int | None:
             return int(_servers[0].server_address[1])
         for candidate in range(port, port + attempts):
             try:
-                server = ThreadingHTTPServer(("127.0.0.1", candidate), _Handler)
+                server = start_server(candidate)
             except OSError:
                 continue
             _servers.append(server)
-            threading.Thread(target=server.serve_forever, name="bot4-metrics", daemon=True).start()
             if candidate != port:
                 log.warning("metrics port %d taken; serving /metrics, /healthz, /readyz on %d", port, candidate)
             return candidate

@@ -27,7 +27,7 @@ from core.events import MarketEvent
 from core.wire import decode
 from flows.dlq import Inbound, dead_letter, to_kafka
 from flows.kafka_io import CheckedKafkaSink, InboundKafkaSource, OutMessage
-from flows.metrics import EVENTS, LAST_EVENT_TIME
+from flows.metrics import EVENTS, LAST_EVENT_TIME, STAGE_LATENCY, instrument_label
 from flows.settings import Bot4Settings, QualitySettings, load_settings
 from flows.storage.sink import PostgresSink
 from quality.contracts import KeyContracts, check_event
@@ -103,7 +103,8 @@ class ContractLogic(StatefulBatchLogic[Decoded | DeadLetter, MarketEvent | DeadL
         if ok:
             EVENTS.labels(STAGE, "ok").inc(ok)
         if last is not None:
-            LAST_EVENT_TIME.labels(STAGE, last.key).set(last.ts_event.timestamp())
+            LAST_EVENT_TIME.labels(STAGE, instrument_label(last.key)).set(last.ts_event.timestamp())
+            STAGE_LATENCY.labels(STAGE).observe(max(0.0, (self._clock.now() - last.ts_recv).total_seconds()))
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""Helpers for the Prometheus and Grafana file tests: promtool, the metric names our registry
+exposes, and the names a PromQL expression uses."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+from prometheus_client import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[2]
+PROM_DIR = ROOT / "infra" / "prometheus"
+RULES = sorted((PROM_DIR / "rules").glob("*.yml"))
+RULE_TESTS = sorted((PROM_DIR / "tests").glob("*.yml"))
+
+#: bot4_* metric names and bot4:* recording rule names inside a PromQL expression.
+_NAME = re.compile(r"\b(bot4(?:_[a-z0-9_]+|:[a-z0-9_:]+))")
+
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("", "_count", "_sum", "_created"),
+}
+
+
+def promtool() -> str:
+    """Path of promtool; `make test` installs it with `infra/services.sh tools`."""
+    path = shutil.which("promtool")
+    assert path, "promtool not found: run `bash infra/services.sh tools` (installs Debian's prometheus package)"
+    return path
+
+
+def registry_metric_names() -> set[str]:
+    """Every sample name the flows' registry can expose (``flows.metrics`` imported)."""
+    import flows.metrics  # noqa: F401  # registers the catalogue
+
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
+    return names
+
+
+def recorded_names() -> set[str]:
+    """Names of the recording rules in infra/prometheus/rules."""
+    out: set[str] = set()
+    for path in RULES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            out.update(rule["record"] for rule in group["rules"] if "record" in rule)
+    return out
+
+
+def rule_exprs() -> list[tuple[str, str]]:
+    """(rule name, expression) of every recording and alerting rule."""
+    out: list[tuple[str, str]] = []
+    for path in RULES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            out.extend((rule.get("alert") or rule["record"], rule["expr"]) for rule in group["rules"])
+    return out
+
+
+def metric_names_in(expr: str) -> set[str]:
+    return set(_NAME.findall(expr))
+
+
+def render_prometheus_config(dest: Path, listen: str = "127.0.0.1:29090") -> Path:
+    """Render infra/prometheus/prometheus.yml.in the way infra/services.sh does."""
+    targets = dest / "targets"
+    targets.mkdir(parents=True, exist_ok=True)
+    (targets / "flows.json").write_text('[{"targets": ["127.0.0.1:29100"], "labels": {"service": "bot4"}}]\n')
+    text = (PROM_DIR / "prometheus.yml.in").read_text()
+    text = text.replace("@RULES_DIR@", str(PROM_DIR / "rules"))
+    text = text.replace("@TARGETS_DIR@", str(targets)).replace("@LISTEN@", listen)
+    config = dest / "prometheus.yml"
+    config.write_text(text)
+    return config
