@@ -158,6 +158,10 @@ class OrderManager:
         self.portfolio = portfolio
         self._clock = clock
         self._orders: dict[str, ManagedOrder] = {o.client_order_id: o for o in orders}
+        # Orders that may still be open (pruned when read): keeps open-order reads O(open), not O(history).
+        self._maybe_open: dict[str, ManagedOrder] = {
+            cid: o for cid, o in self._orders.items() if not o.status.is_terminal
+        }
         self._fill_ids: set[str] = set(fill_ids)
         self._outbox: list[ExecutionRecord] = []
         self.unmatched_reports: list[VenueReport] = []
@@ -176,6 +180,7 @@ class OrderManager:
             )
         managed = ManagedOrder(order)
         self._orders[cid] = managed
+        self._maybe_open[cid] = managed
         self._transition(managed, _Kind.SUBMIT, self._clock.now())
         try:
             report = self.venue.submit(order)
@@ -208,7 +213,7 @@ class OrderManager:
     def cancel_all(self, command: CancelAllOrders) -> list[str]:
         """Cancel the account's open orders (keeping reduce-only ones if the command says so)."""
         canceled = []
-        for managed in list(self._orders.values()):
+        for managed in self._open_managed():
             if not managed.status.is_open or managed.status is OrderStatus.PENDING_CANCEL:
                 continue
             if command.keep_reduce_only and managed.approved.intent.reduce_only:
@@ -289,7 +294,7 @@ class OrderManager:
         (left out while the instrument has none)."""
         holdings = self.portfolio.holdings()
         out = []
-        for managed in self._orders.values():
+        for managed in self._open_managed():
             if not managed.status.is_open:
                 continue
             intent = managed.approved.intent
@@ -312,6 +317,13 @@ class OrderManager:
                 )
             )
         return out
+
+    def _open_managed(self) -> list[ManagedOrder]:
+        """Orders not terminal yet, in submission order (terminal ones leave the index here)."""
+        index = self._maybe_open
+        for cid in [cid for cid, m in index.items() if m.status.is_terminal]:
+            del index[cid]
+        return list(index.values())
 
     def view(self) -> PortfolioView:
         """The account as the risk gate reads it (portfolio plus open orders)."""

@@ -66,10 +66,11 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Protocol
 
 from core.clock import EPOCH
-from core.events import BookDelta, BookSnapshot, Quote, Side, Trade
+from core.events import BookDelta, BookSnapshot, Candle, Quote, Side, Trade
 from core.fills import Fill, Liquidity, OrderEventKind, OrderStatus
 from core.money import quantize_down, to_decimal
 from core.orders import ApprovedOrder, OrderType
+from core.symbols import timeframe_seconds
 from execution.book import BookSide, L2Book
 from execution.venue import (
     DUPLICATE_CLIENT_ORDER_ID,
@@ -214,6 +215,8 @@ class PaperVenue:
         self._books: dict[str, L2Book] = {}
         self._last_trade: dict[str, Decimal] = {}
         self._last_quote: dict[str, Quote] = {}
+        self._last_candle: dict[str, Candle] = {}
+        self._candle_orders: dict[str, list[_PaperOrder]] = {}
         self._orders: dict[str, _PaperOrder] = {}
         self._resting: dict[str, list[_PaperOrder]] = {}
         self._pending: list[tuple[datetime, int, str]] = []
@@ -239,6 +242,9 @@ class PaperVenue:
         if paper.price is not None:
             self._lock(paper)
         report = VenueReport(cid, OrderEventKind.ACCEPT, self._now, paper.venue_order_id)
+        if self._candle_mode(order.intent.symbol):
+            self._candle_orders.setdefault(order.intent.symbol, []).append(paper)
+            return report
         self._activate_due()  # orders due before this one match first
         if paper.active_at <= self._now:
             paper.active = True
@@ -361,6 +367,79 @@ class PaperVenue:
         self.on_time(quote.ts_event)
         self._last_quote[quote.symbol] = quote
 
+    def on_candle(self, candle: Candle) -> None:
+        """A closed candle: fill the orders it reaches (candle mode), then move the clock to its close.
+
+        Candle mode applies to a symbol with no usable book: its orders wait for the next candle
+        instead of the book. An order active before a candle's end fills in that candle: a market
+        order at the candle's open (the first price after the order arrived; freqtrade's rule for a
+        signal on the previous close), a buy limit when the candle's low reaches its price (at the
+        open if the open is already through it, as a taker; else at its price, as a maker), a sell
+        limit mirrored on the high. A fill never exceeds the candle's volume; what a market order
+        cannot get expires (``no_liquidity``), a limit order keeps resting.
+        """
+        if candle.exchange != self._caps.exchange or not candle.closed:
+            return
+        start = candle.ts_event
+        end = start + timedelta(seconds=timeframe_seconds(candle.timeframe))
+        self.on_time(start)
+        symbol = candle.symbol
+        self._last_candle[symbol] = candle
+        waiting = self._candle_orders.get(symbol)
+        if waiting:
+            volume = candle.volume
+            still: list[_PaperOrder] = []
+            for paper in waiting:
+                if paper.status.is_terminal:
+                    continue
+                if paper.active_at >= end:
+                    still.append(paper)
+                    continue
+                volume = self._fill_from_candle(paper, candle, volume, max(paper.active_at, start))
+                if not paper.status.is_terminal:
+                    still.append(paper)
+            self._candle_orders[symbol] = still
+        self._last_trade[symbol] = candle.close
+        self.on_time(end)
+
+    def _candle_mode(self, symbol: str) -> bool:
+        if symbol not in self._last_candle:
+            return False
+        book = self._books.get(symbol)
+        return book is None or not book.usable
+
+    def _fill_from_candle(self, paper: _PaperOrder, candle: Candle, volume: Decimal, ts: datetime) -> Decimal:
+        """Fill ``paper`` from ``candle`` (see :meth:`on_candle`); returns the candle volume left."""
+        intent = paper.approved.intent
+        buy = intent.side is Side.BUY
+        rules = self._caps.rules[intent.symbol]
+        limit = paper.price
+        liquidity = Liquidity.TAKER
+        if limit is None:
+            price = self._slippage(intent.side, candle.open, rules.price_tick)
+        elif (buy and candle.open <= limit) or (not buy and candle.open >= limit):
+            price = candle.open
+        elif (buy and candle.low <= limit) or (not buy and candle.high >= limit):
+            price, liquidity = limit, Liquidity.MAKER
+        else:
+            return volume
+        paper.active = True
+        base, quote = split_symbol(intent.symbol)
+        fee_rate = self._fees.maker if liquidity is Liquidity.MAKER else self._fees.taker
+        amount = min(paper.remaining, quantize_down(volume, rules.amount_step))
+        budget = self.available(quote if buy else base) + paper.locked
+        affordable = quantize_down(budget / (price * (_ONE + max(fee_rate, _ZERO))), rules.amount_step)
+        short_of_funds = (affordable if buy else budget) < amount
+        if short_of_funds:
+            amount = quantize_down(affordable if buy else budget, rules.amount_step)
+        if amount > 0:
+            self._fill(paper, price, amount, liquidity, ts)
+        if paper.status.is_terminal or (limit is not None and not short_of_funds):
+            return volume - max(amount, _ZERO)
+        reason = "insufficient_balance" if short_of_funds else "no_liquidity"
+        self._close(paper, OrderStatus.EXPIRED, reason, ts)
+        return volume - max(amount, _ZERO)
+
     # -- checks --------------------------------------------------------------------------------
 
     def _refusal(self, order: ApprovedOrder) -> str:
@@ -397,6 +476,9 @@ class PaperVenue:
         if order.price is not None and intent.order_type is OrderType.LIMIT:
             notional = order.amount * order.price
             cost = notional * self._lock_rate
+        elif self._candle_mode(intent.symbol):
+            notional = order.amount * self._last_candle[intent.symbol].close
+            cost = notional * (_ONE + max(self._fees.taker, _ZERO))
         else:
             book = self._books.get(intent.symbol)
             if book is None or not book.usable:

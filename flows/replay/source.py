@@ -194,6 +194,8 @@ class ReplaySource(FixedPartitionedSource[KeyedEvent, int]):
       on its worker keep their pace.
     - ``on_error``: where refused records go (e.g. the DLQ producer); by default they raise and
       stop the run, loudly.
+    - ``merge_all``: one partition for every file, merged by ``ts_event``: the whole replay in
+      event-time order, as a backtest needs (its account sees every instrument in time order).
 
     Recovery: each partition snapshots how many events it emitted; a resumed run skips exactly
     those. Records refused before the resume point are not routed again.
@@ -209,6 +211,7 @@ class ReplaySource(FixedPartitionedSource[KeyedEvent, int]):
         sleep: Callable[[float], None] = time.sleep,
         max_block_s: float = 0.01,
         on_error: OnError | None = None,
+        merge_all: bool = False,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -227,7 +230,11 @@ class ReplaySource(FixedPartitionedSource[KeyedEvent, int]):
             files.append(file)
         if not files:
             raise ValueError("ReplaySource needs at least one file, got none")
-        self._parts = _partition_by_instrument(files)
+        self._parts = (
+            {" + ".join(str(Path(f.path).resolve()) for f in files): tuple(files)}
+            if merge_all
+            else _partition_by_instrument(files)
+        )
         self._batch_size = batch_size
         self._speed = speed
         self._clock = clock

@@ -1,0 +1,325 @@
+"""``bot4 backtest``: recorded files through the trading flow as fast as it can go, then a report.
+
+The flow is :func:`flows.trading.trading_steps`, the one every mode runs; a backtest differs only
+in its edges: a replay source that merges every file by event time into one ordered stream, the
+paper venue, the event-time clock, and an in-process collector instead of Kafka and PostgreSQL.
+Market metadata (precision, lot limits, minimum notional, fees) comes from the markets file
+(``data/markets/<exchange>.json``, refreshed by ``bot4 markets sync``), so a backtest runs offline.
+
+Results are a pure function of the input files and the configuration: nothing in them reads the
+wall clock, so two runs give byte-identical results files (the timing goes to ``timing.json``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.testing import run_main
+
+from core.clock import Clock, SystemClock
+from core.deadletter import DeadLetter
+from core.fills import Fill
+from core.orders import ApprovedOrder, Signal
+from execution.markets import load_capabilities
+from features.schema import FeatureVector
+from flows.replay import ReplaySource
+from flows.replay.source import ReplayFile
+from flows.report.results import (
+    EquitySample as ReportEquity,
+)
+from flows.report.results import (
+    PricePoint,
+    RunMetadata,
+    RunResults,
+    dead_letter_counts,
+    save_results,
+)
+from flows.trading import (
+    AccountSetup,
+    EquitySample,
+    InstrumentSetup,
+    Mode,
+    SignalSkipped,
+    trading_steps,
+)
+from models.strategy import EmaCrossRsi, Strategy
+from risk.config import RiskLimits
+from risk.decisions import RiskDecision
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MARKETS = ROOT / "data" / "markets"
+
+#: Strategies by name; each builds fresh per-instrument strategy objects for an account.
+STRATEGIES: dict[str, Callable[[str], Strategy]] = {
+    "ema_cross_rsi": EmaCrossRsi,
+}
+
+
+def strategies_for(names: Sequence[str], account: str) -> Callable[[], list[Strategy]]:
+    """A factory of the named strategies; an unknown name is refused with the known ones."""
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; known: {sorted(STRATEGIES)}")
+    return lambda: [STRATEGIES[n](account) for n in names]
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """One backtest: the files, the strategy, the account, the bars, the limits."""
+
+    files: tuple[ReplayFile, ...]
+    exchange: str = "binance"
+    symbols: tuple[str, ...] = ()
+    strategies: tuple[str, ...] = ("ema_cross_rsi",)
+    account: str = "backtest"
+    timeframe: str = "1m"
+    bars_from: str = "trades"
+    quote_currency: str = "USDT"
+    initial_cash: Decimal = Decimal(10_000)
+    limits: RiskLimits = field(default_factory=RiskLimits)
+    markets_dir: Path = DEFAULT_MARKETS
+    batch_size: int = 1000
+    mode: Mode = Mode.BACKTEST
+
+    def settings_summary(self) -> dict[str, str]:
+        """What the report shows of the configuration (stable, text)."""
+        limits = self.limits
+        return {
+            "bars_from": self.bars_from,
+            "fixed_fraction": str(limits.sizing.fixed_fraction),
+            "max_position_pct": str(limits.max_position_pct),
+            "max_drawdown_pct": str(limits.breakers.max_drawdown_pct),
+            "max_market_data_age": str(limits.max_market_data_age),
+            "initial_cash": str(self.initial_cash),
+        }
+
+
+class Collected:
+    """Everything the flow produced, in the order it produced it (thread-safe appends)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[Any] = []
+        self.events = 0
+        self.first_ts: Any = None
+        self.last_ts: Any = None
+
+
+class _CollectPartition(StatelessSinkPartition[Any]):
+    def __init__(self, into: Collected) -> None:
+        self._into = into
+
+    def write_batch(self, items: list[Any]) -> None:
+        with self._into.lock:
+            self._into.items.extend(items)
+
+
+class CollectSink(DynamicSink[Any]):
+    """An in-process sink: a backtest's results stay in memory until the report is built."""
+
+    def __init__(self, into: Collected) -> None:
+        self._into = into
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _CollectPartition:
+        return _CollectPartition(self._into)
+
+
+class Progress:
+    """Events seen, event time reached and the rate, on stderr (rich), at most twice a second."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.count = 0
+        self.event_time: Any = None
+        self._started = time.monotonic()
+        self._shown = 0.0
+        self._live: Any = None
+        if enabled:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+            self._live.start()
+
+    def __call__(self, batch: list[Any]) -> list[Any]:
+        self.count += len(batch)
+        if batch:
+            last = batch[-1][1]
+            ts = getattr(last, "ts_event", None)
+            if ts is not None:
+                self.event_time = ts
+        now = time.monotonic()
+        if self._live is not None and now - self._shown > 0.5:
+            self._shown = now
+            self._live.update(self._render(now))
+        return batch
+
+    def _render(self, now: float) -> str:
+        elapsed = max(now - self._started, 1e-9)
+        at = self.event_time.isoformat() if self.event_time is not None else "-"
+        return f"backtest: {self.count:,} events, event time {at}, {self.count / elapsed:,.0f} events/s"
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render(time.monotonic()))
+            self._live.stop()
+
+
+def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, clock: Clock) -> Dataflow:
+    """The trading flow with a merged replay source and the in-process collector."""
+    caps = load_capabilities(config.markets_dir / f"{config.exchange}.json", config.symbols)
+    instrument = InstrumentSetup(
+        timeframe=config.timeframe,
+        bars_from=config.bars_from,
+        strategies=strategies_for(config.strategies, config.account),
+        known_keys=frozenset(f"{config.exchange}:{s}" for s in config.symbols),
+    )
+    account = AccountSetup(
+        config.account,
+        config.limits,
+        caps,
+        {config.quote_currency: config.initial_cash},
+        config.quote_currency,
+        config.mode,
+    )
+    flow = Dataflow("bot4_backtest")
+    source = ReplaySource(list(config.files), batch_size=config.batch_size, merge_all=True)
+    events = op.input("replay", flow, source)
+    counted = op.flat_map_batch("progress", events, progress)
+    out = trading_steps("trading", counted, instrument, [account], clock)
+    sink = CollectSink(into)
+    op.output("collect_account", out.account, sink)
+    op.output("collect_dlq", out.dead_letters, sink)
+    op.output("collect_vectors", op.flat_map_batch("closes", out.vectors, _closes), sink)
+    op.output("collect_signals", out.signals, sink)
+    return flow
+
+
+@dataclass(frozen=True)
+class _Close:
+    key: str
+    point: PricePoint
+
+
+def _closes(batch: list[FeatureVector]) -> list[_Close]:
+    out = []
+    for v in batch:
+        close = v.values.get("bar_close")
+        if isinstance(close, float) and not v.values.get("bar_empty"):
+            out.append(_Close(v.key, PricePoint(v.ts_event, Decimal(repr(close)))))
+    return out
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    """What a backtest produced: the results, where they are, and the counts worth printing."""
+
+    results: RunResults
+    results_dir: Path
+    report_html: Path
+    report_json: Path
+    counts: dict[str, int]
+    wall_s: float
+    events: int
+
+
+def run_id_for(config: BacktestConfig) -> str:
+    """A stable id from the configuration and the input files' names and sizes."""
+    h = hashlib.sha256()
+    for f in config.files:
+        p = Path(f.path)
+        h.update(f"{p.name}:{p.stat().st_size}".encode())
+    h.update(json.dumps(config.settings_summary(), sort_keys=True).encode())
+    h.update(",".join(config.strategies).encode())
+    return "bt-" + h.hexdigest()[:12]
+
+
+def results_of(config: BacktestConfig, into: Collected, events: int) -> tuple[RunResults, dict[str, int]]:
+    """Sort the collected records into the report's inputs."""
+    equity: list[ReportEquity] = []
+    fills: list[Fill] = []
+    decisions: list[RiskDecision] = []
+    letters: list[DeadLetter] = []
+    prices: dict[str, list[PricePoint]] = {}
+    counts = {"signals": 0, "signals_skipped": 0, "approved": 0, "denied": 0, "orders": 0, "fills": 0}
+    for item in into.items:
+        if isinstance(item, EquitySample):
+            equity.append(ReportEquity(item.ts, item.equity, item.cash, item.exposure))
+        elif isinstance(item, Fill):
+            fills.append(item)
+        elif isinstance(item, RiskDecision):
+            decisions.append(item)
+            if item.kind.value == "denied":
+                counts["denied"] += 1
+        elif isinstance(item, ApprovedOrder):
+            counts["approved"] += 1
+        elif isinstance(item, DeadLetter):
+            letters.append(item)
+        elif isinstance(item, _Close):
+            prices.setdefault(item.key.split(":", 1)[1], []).append(item.point)
+        elif isinstance(item, Signal):
+            counts["signals"] += 1
+        elif isinstance(item, SignalSkipped):
+            counts["signals_skipped"] += 1
+    counts["fills"] = len(fills)
+    counts["dead_letters"] = len(letters)
+    if not equity:
+        raise ValueError("the backtest produced no equity samples: no market data of a configured symbol was read")
+    symbols = config.symbols or tuple(sorted(prices))
+    meta = RunMetadata(
+        run_id=run_id_for(config),
+        mode=config.mode.value,
+        strategies=config.strategies,
+        exchange=config.exchange,
+        symbols=symbols,
+        timeframe=config.timeframe,
+        start=equity[0].ts,
+        end=equity[-1].ts,
+        initial_equity=config.initial_cash,
+        quote_currency=config.quote_currency,
+        settings=config.settings_summary(),
+        data_sources=tuple(Path(f.path).name for f in config.files),
+        events_processed=events,
+    )
+    results = RunResults(
+        meta,
+        tuple(equity),
+        tuple(fills),
+        tuple(decisions),
+        {k: tuple(v) for k, v in sorted(prices.items())},
+        dead_letter_counts(letters),
+    )
+    return results, counts
+
+
+def run_backtest(config: BacktestConfig, out_dir: Path, *, progress: bool = False) -> BacktestRun:
+    """Run the backtest, store its results in ``out_dir`` and build the report there."""
+    into = Collected()
+    meter = Progress(progress)
+    started = time.monotonic()
+    try:
+        run_main(backtest_flow(config, into, meter, SystemClock()))
+    finally:
+        meter.close()
+    wall = time.monotonic() - started
+    results, counts = results_of(config, into, meter.count)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results_dir = save_results(results, out_dir / "results")
+    from flows.report import build_report
+
+    paths = build_report(results, out_dir)
+    (out_dir / "timing.json").write_text(
+        json.dumps({"wall_s": round(wall, 3), "events": meter.count, "events_per_s": round(meter.count / wall)}) + "\n"
+    )
+    return BacktestRun(results, results_dir, paths.html, paths.json, counts, wall, meter.count)

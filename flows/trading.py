@@ -1,0 +1,481 @@
+"""The trading dataflow: market data in, orders out, through every stage, the same in every mode.
+
+Two stateful steps carry the whole decision path, each a plain class Bytewax snapshots:
+
+- :class:`InstrumentLogic`, keyed by ``exchange:SYMBOL``: the per-event contracts (ordering,
+  duplicates; bad records become dead letters citing their bytes), the feature engine, then every
+  strategy on each closed bar. It emits, in order, the market event itself, the feature vectors
+  it closed and the signals they raised.
+- :class:`AccountLogic`, keyed by account: the risk engine and the order manager on its venue.
+  Market events move the venue and the marks (and feed the staleness, equity and drawdown
+  breakers); a signal is sized into an intent, judged by the gate, and only an approved order is
+  submitted; fills go straight back into the portfolio the next intent is judged against.
+
+Why one account step holds both the gate and the manager: the gate must judge every intent
+against the portfolio as it stands after every earlier fill, and a paper fill must come from the
+market data that follows the order, not the data that happened to be batched with it. Keeping
+market events and signals on one ordered stream into one step makes both true by construction,
+so a backtest is deterministic and a paper run over the same events gives the same orders.
+
+Modes (:class:`Mode`) change only the edges: ``backtest`` (replayed files, event-time clock, paper
+venue), ``paper`` (live data, paper venue), ``shadow`` (live data; approved orders are published to
+the shadow topic and never submitted), ``live`` (the ccxt venue, refused without the explicit
+setting and keys; see :mod:`execution.ccxt_venue`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream
+from bytewax.operators import StatefulBatchLogic
+
+from core.clock import Clock, ManualClock
+from core.deadletter import DeadLetter
+from core.events import BookDelta, BookSnapshot, Candle, MarketEvent, Quote, Side, Trade
+from core.fills import Fill, OrderEvent
+from core.money import quantize_down
+from core.orders import ApprovedOrder, CancelAllOrders, KillSwitch, OrderIntent, ResetBreaker, Signal
+from core.symbols import timeframe_seconds
+from core.wire import encode, topic_for
+from execution.manager import OrderManager
+from execution.paper import PaperVenue
+from execution.portfolio import Portfolio
+from execution.venue import Venue, VenueCapabilities
+from features.engine import FeatureEngine
+from features.operators import EngineReject
+from features.schema import FeatureVector
+from flows.dlq import Inbound, dead_letter
+from flows.execution import OrderPlaced
+from flows.features import rejects_to_dead_letters
+from flows.metrics import EVENTS
+from flows.store import Decoded
+from models.strategy import Strategy
+from quality.contracts import KeyContracts, check_event
+from risk.config import RiskLimits
+from risk.decisions import DecisionKind, RiskDecision
+from risk.engine import RiskEngine
+from risk.market import MarketView
+from risk.sizing import propose, propose_amount
+
+log = logging.getLogger(__name__)
+
+EPOCH_START = datetime(1970, 1, 1, tzinfo=UTC)
+#: How often (event time) an account's equity is sampled when bars do not set the pace.
+EQUITY_SAMPLE_EVERY = timedelta(minutes=1)
+
+
+class Mode(StrEnum):
+    """How the flow trades; only the source, the clock and the venue differ."""
+
+    BACKTEST = "backtest"
+    PAPER = "paper"
+    SHADOW = "shadow"
+    LIVE = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class EquitySample:
+    """One account's equity at one moment of event time (the report's equity curve)."""
+
+    account: str
+    ts: datetime
+    equity: Decimal
+    cash: Decimal
+    exposure: Decimal
+    drawdown: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSkipped:
+    """A signal that produced no intent, and why (e.g. an exit signal with nothing to sell)."""
+
+    signal: Signal
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowOrder:
+    """An approved order that shadow mode published instead of submitting."""
+
+    order: ApprovedOrder
+
+
+InstrumentOut = MarketEvent | FeatureVector | Signal | DeadLetter
+AccountIn = MarketEvent | Signal | KillSwitch | ResetBreaker
+AccountOut = RiskDecision | ApprovedOrder | OrderPlaced | OrderEvent | Fill | EquitySample | SignalSkipped | ShadowOrder
+
+
+# ----------------------------------------------------------------------------------------------
+# Per instrument: contracts, features, strategies
+
+
+@dataclass(frozen=True)
+class InstrumentSetup:
+    """What every instrument's step is built with."""
+
+    timeframe: str
+    bars_from: str
+    strategies: Callable[[], Sequence[Strategy]]
+    known_keys: frozenset[str] = frozenset()
+    max_backwards: timedelta = timedelta(0)
+    dedup_window: int = 10_000
+
+
+class InstrumentState:
+    """Everything one instrument's step remembers (the recovery snapshot)."""
+
+    def __init__(self, setup: InstrumentSetup) -> None:
+        self.contracts = KeyContracts(setup.max_backwards, setup.dedup_window)
+        self.engine = FeatureEngine(setup.timeframe, bars_from=setup.bars_from)  # type: ignore[arg-type]
+        self.strategies = list(setup.strategies())
+        self.clock = ManualClock(EPOCH_START)
+
+
+def _origin(event: MarketEvent) -> Inbound:
+    """The v1 bytes a replayed event would have had on its topic (cited by its dead letter)."""
+    return Inbound(topic_for(event), -1, -1, event.key.encode(), encode(event))
+
+
+class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, InstrumentState]):
+    """One instrument: contracts, then the feature engine, then the strategies, in event order."""
+
+    def __init__(self, setup: InstrumentSetup, resume: InstrumentState | None) -> None:
+        self._setup = setup
+        self._state = resume if resume is not None else InstrumentState(setup)
+
+    def on_batch(self, values: list[MarketEvent | Decoded | DeadLetter]) -> tuple[list[InstrumentOut], bool]:
+        state = self._state
+        out: list[InstrumentOut] = []
+        known = self._setup.known_keys
+        for item in values:
+            if isinstance(item, DeadLetter):
+                out.append(item)
+                continue
+            if isinstance(item, Decoded):
+                event, origin = item.event, item.origin
+            else:
+                event, origin = item, None
+                problem = check_event(event, known)
+                if problem is not None:
+                    out.append(dead_letter("contracts", problem.reason, problem.detail, _origin(event), state.clock))
+                    continue
+            state.clock.set(event.ts_recv)
+            violation = state.contracts.check(event)
+            if violation is not None:
+                cited = origin if origin is not None else _origin(event)
+                out.append(dead_letter("contracts", violation.reason, violation.detail, cited, state.clock))
+                continue
+            out.append(event)
+            rejects: list[EngineReject] = []
+            for result in state.engine.update(event):
+                if isinstance(result, FeatureVector):
+                    out.append(result)
+                    out.extend(self._signals(result))
+                else:
+                    rejects.append(result)
+            if rejects:
+                out.extend(rejects_to_dead_letters(rejects, "", state.clock))
+        EVENTS.labels("instrument", "ok").inc(len(values))
+        return out, StatefulBatchLogic.RETAIN
+
+    def _signals(self, vector: FeatureVector) -> Iterable[Signal]:
+        for strategy in self._state.strategies:
+            signal = strategy.on_features(vector, None)
+            if signal is not None:
+                yield signal
+
+    def on_eof(self) -> tuple[list[InstrumentOut], bool]:
+        out: list[InstrumentOut] = []
+        for vector in self._state.engine.flush():
+            out.append(vector)
+            out.extend(self._signals(vector))
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> InstrumentState:
+        return self._state
+
+
+# ----------------------------------------------------------------------------------------------
+# Per account: sizing, the risk gate, the order manager
+
+
+@dataclass(frozen=True)
+class AccountSetup:
+    """One trading account: its limits, its venue's rules and its starting balances."""
+
+    account: str
+    limits: RiskLimits
+    capabilities: VenueCapabilities
+    balances: dict[str, Decimal]
+    quote_currency: str = "USDT"
+    mode: Mode = Mode.BACKTEST
+    #: Builds the venue for live mode (a ccxt venue); paper, shadow and backtest use the paper venue.
+    live_venue: Callable[[], Venue] | None = None
+
+
+class _VenueClock:
+    """The account's clock: the paper venue's event time in replays, the wall clock live."""
+
+    def __init__(self, venue: PaperVenue | None, wall: Clock | None) -> None:
+        self._venue = venue
+        self._wall = wall
+
+    def now(self) -> datetime:
+        if self._venue is not None:
+            return self._venue.now()
+        assert self._wall is not None
+        return self._wall.now()
+
+
+class AccountState:
+    """One account's gate, order manager, venue and market views (the recovery snapshot)."""
+
+    def __init__(self, setup: AccountSetup, wall_clock: Clock) -> None:
+        cash = setup.balances.get(setup.quote_currency, Decimal(0))
+        if setup.mode is Mode.LIVE:
+            if setup.live_venue is None:
+                raise ValueError("live mode needs a live venue factory (execution.ccxt_venue.LiveCcxtVenue)")
+            venue: Venue = setup.live_venue()
+            self.paper: PaperVenue | None = None
+            self.clock = _VenueClock(None, wall_clock)
+        else:
+            self.paper = PaperVenue(setup.capabilities, setup.balances)
+            venue = self.paper
+            self.clock = _VenueClock(self.paper, None)
+        self.engine = RiskEngine(setup.account, setup.limits, self.clock)
+        self.manager = OrderManager(venue, Portfolio(setup.account, cash), clock=self.clock)
+        self.markets: dict[str, MarketView] = {}
+        self.next_sample: datetime | None = None
+        self.realized = Decimal(0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+def _bar_end(candle: Candle) -> datetime:
+    return candle.ts_event + timedelta(seconds=timeframe_seconds(candle.timeframe))
+
+
+class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, AccountState]):
+    """One account's decisions and executions; see the module docstring."""
+
+    def __init__(self, setups: dict[str, AccountSetup], wall_clock: Clock, resume: AccountState | None) -> None:
+        self._setups = setups
+        self._wall = wall_clock
+        self._state = resume
+
+    def _state_for(self, account: str) -> AccountState:
+        if self._state is None:
+            self._state = AccountState(self._setups[account], self._wall)
+        return self._state
+
+    def on_batch(self, values: list[tuple[str, AccountIn]]) -> tuple[list[AccountOut], bool]:
+        out: list[AccountOut] = []
+        for account, item in values:
+            state = self._state_for(account)
+            setup = self._setups[account]
+            if isinstance(item, Signal):
+                self._on_signal(state, setup, item, out)
+            elif isinstance(item, KillSwitch):
+                self._apply(state, state.engine.kill(item), out)
+            elif isinstance(item, ResetBreaker):
+                try:
+                    self._apply(state, state.engine.reset(item), out)
+                except ValueError as exc:
+                    log.warning("account %s: reset of %r refused: %s", account, item.breaker, exc)
+            else:
+                self._on_market(state, setup, item, out)
+            self._drain(state, out)
+        EVENTS.labels("account", "ok").inc(len(values))
+        return out, StatefulBatchLogic.RETAIN
+
+    # -- market data ---------------------------------------------------------------------------
+
+    def _on_market(self, state: AccountState, setup: AccountSetup, event: MarketEvent, out: list[AccountOut]) -> None:
+        paper = state.paper
+        symbol = event.symbol
+        as_of = event.ts_event
+        if isinstance(event, Candle):
+            if not event.closed:
+                return
+            as_of = _bar_end(event)
+            if paper is not None:
+                paper.on_candle(event)
+        elif paper is not None:
+            if isinstance(event, Trade):
+                paper.on_trade(event)
+            elif isinstance(event, BookSnapshot):
+                paper.on_book_snapshot(event)
+            elif isinstance(event, BookDelta):
+                paper.on_book_delta(event)
+            elif isinstance(event, Quote):
+                paper.on_quote(event)
+        state.manager.pump()
+        rules = setup.capabilities.rules_for(symbol)
+        if rules is None or event.exchange != setup.capabilities.exchange:
+            return
+        price = paper.mark_price(symbol) if paper is not None else _price_of(event)
+        if price is None:
+            return
+        state.manager.portfolio.mark(event.exchange, symbol, price, as_of)
+        bid = ask = None
+        if paper is not None:
+            book = paper.book(symbol)
+            if book.usable:
+                bid, ask = book.bids.best(), book.asks.best()
+        state.markets[event.key] = MarketView(
+            event.exchange,
+            symbol,
+            price,
+            rules,
+            as_of,
+            None if bid is None else bid[0],
+            None if ask is None else ask[0],
+        )
+        self._apply(state, state.engine.observe(state.engine.machine.on_market_data(event.key, as_of)), out)
+        if isinstance(event, Candle) or state.next_sample is None or as_of >= state.next_sample:
+            self._sample(state, setup, as_of, out)
+
+    def _sample(self, state: AccountState, setup: AccountSetup, ts: datetime, out: list[AccountOut]) -> None:
+        portfolio = state.manager.portfolio
+        equity = portfolio.equity
+        self._apply(state, state.engine.observe(state.engine.machine.on_equity(equity)), out)
+        out.append(EquitySample(setup.account, ts, equity, portfolio.cash, portfolio.market_value, portfolio.drawdown))
+        state.next_sample = ts + EQUITY_SAMPLE_EVERY
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _on_signal(self, state: AccountState, setup: AccountSetup, signal: Signal, out: list[AccountOut]) -> None:
+        market = state.markets.get(signal.key)
+        if market is None:
+            out.append(SignalSkipped(signal, "market_unknown"))
+            return
+        intent = self._intent(state, setup, signal, market)
+        if isinstance(intent, str):
+            out.append(SignalSkipped(signal, intent))
+            return
+        outcome, decision = state.engine.evaluate(intent, state.manager.view(), market)
+        out.append(decision)
+        if not isinstance(outcome, ApprovedOrder):
+            return
+        out.append(outcome)
+        if setup.mode is Mode.SHADOW:
+            out.append(ShadowOrder(outcome))
+            return
+        result = state.manager.submit(outcome)
+        if not result.duplicate:
+            out.append(OrderPlaced(outcome))
+
+    def _intent(
+        self, state: AccountState, setup: AccountSetup, signal: Signal, market: MarketView
+    ) -> OrderIntent | str:
+        rules = market.rules
+        portfolio = state.manager.portfolio
+        if signal.side is Side.SELL:
+            holding = portfolio.holdings().get(signal.key)
+            held = Decimal(0) if holding is None else holding.amount
+            amount = quantize_down(held, rules.amount_step)
+            if amount <= 0:
+                return "nothing_to_sell"
+            return propose(signal, amount)
+        amount = propose_amount(
+            signal, equity=portfolio.equity, price=market.reference_price, limits=setup.limits.sizing
+        )
+        amount = quantize_down(amount, rules.amount_step)
+        if amount <= 0:
+            return "sized_to_zero"
+        return propose(signal, amount)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _apply(self, state: AccountState, decisions: Iterable[RiskDecision], out: list[AccountOut]) -> None:
+        for decision in decisions:
+            out.append(decision)
+            if decision.kind is DecisionKind.CANCEL_ALL and isinstance(decision.event, CancelAllOrders):
+                state.manager.cancel_all(decision.event)
+
+    def _drain(self, state: AccountState, out: list[AccountOut]) -> None:
+        records = state.manager.drain()
+        if not records:
+            return
+        out.extend(records)
+        realized = state.manager.portfolio.realized_pnl
+        if realized != state.realized:
+            closed = realized - state.realized
+            state.realized = realized
+            self._apply(state, state.engine.observe(state.engine.machine.on_trade_closed(closed)), out)
+
+    def snapshot(self) -> AccountState:
+        assert self._state is not None, "snapshot is only taken after a batch"
+        return self._state
+
+
+def _price_of(event: MarketEvent) -> Decimal | None:
+    if isinstance(event, Trade):
+        return event.price
+    if isinstance(event, Candle):
+        return event.close
+    if isinstance(event, Quote):
+        return (event.bid_price + event.ask_price) / 2
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# The dataflow steps
+
+
+def route_to_accounts(item: InstrumentOut, accounts: Sequence[str]) -> list[tuple[str, tuple[str, AccountIn]]]:
+    """Signals go to their account; market events to every account (each has its own venue)."""
+    if isinstance(item, Signal):
+        return [(item.account, (item.account, item))] if item.account in accounts else []
+    if isinstance(item, FeatureVector | DeadLetter):
+        return []
+    return [(a, (a, item)) for a in accounts]
+
+
+@dataclass(frozen=True)
+class TradingOut:
+    """The flow's streams: every stage's records, for the mode's sinks."""
+
+    dead_letters: Stream[DeadLetter]
+    vectors: Stream[FeatureVector]
+    signals: Stream[Signal]
+    account: Stream[AccountOut]
+
+
+def trading_steps(
+    step_id: str,
+    keyed: Stream[tuple[str, Any]],
+    instrument: InstrumentSetup,
+    accounts: Sequence[AccountSetup],
+    wall_clock: Clock,
+) -> TradingOut:
+    """Instrument step then account step, from events keyed by ``exchange:SYMBOL``."""
+    by_account = {a.account: a for a in accounts}
+    names = list(by_account)
+    per_instrument = op.stateful_batch(
+        f"{step_id}_instrument", keyed, lambda resume: InstrumentLogic(instrument, resume)
+    )
+    items = op.flat_map_batch(f"{step_id}_items", per_instrument, lambda batch: [v for _, v in batch])
+    routed = op.flat_map_batch(
+        f"{step_id}_route", items, lambda batch: [kv for item in batch for kv in route_to_accounts(item, names)]
+    )
+    judged = op.stateful_batch(
+        f"{step_id}_account", routed, lambda resume: AccountLogic(by_account, wall_clock, resume)
+    )
+    account = op.flat_map_batch(f"{step_id}_account_out", judged, lambda batch: [v for _, v in batch])
+    dead = op.flat_map_batch(f"{step_id}_dlq", items, lambda b: [v for v in b if isinstance(v, DeadLetter)])
+    vectors = op.flat_map_batch(f"{step_id}_vectors", items, lambda b: [v for v in b if isinstance(v, FeatureVector)])
+    signals = op.flat_map_batch(f"{step_id}_signals", items, lambda b: [v for v in b if isinstance(v, Signal)])
+    return TradingOut(dead, vectors, signals, account)
