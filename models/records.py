@@ -46,7 +46,8 @@ class Prediction:
 class ScoreRecord:
     """Prequential scores of one model on one instrument as of ``ts_event`` (a label's arrival).
 
-    Cumulative scores cover every label since the model started (or was last reset);
+    Cumulative scores cover every label since the model started on this instrument (drift resets
+    included: they score the model *and* its reset policy);
     ``rolling_*`` cover the last ``window`` labels. A score is ``None`` while undefined (no label
     yet; ROC AUC with one class only).
     """
