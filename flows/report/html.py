@@ -38,6 +38,7 @@ MAX_TRADE_ROWS = 500
 MAX_STATE_ROWS = 300
 MAX_POINTS = 1600  # per series, after thinning (800 pixel columns x min/max)
 WIDTH, LEFT, RIGHT, TOP, BOTTOM = 960, 78, 16, 26, 28
+TIMELINE_LEFT = 230  # room for the row labels (denial reason codes)
 STATE_COLOURS = {TradingState.ACTIVE: "#d8f0dc", TradingState.REDUCING: "#ffe8a3", TradingState.HALTED: "#f7b6b2"}
 ENTRY, EXIT, BH, EQUITY, DD = "#1a7f37", "#cf222e", "#8c959f", "#1f6feb", "#cf222e"
 
@@ -98,6 +99,17 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((hi - first) / step) + 1)]
 
 
+def _log_ticks(lo_exp: float, hi_exp: float) -> list[float]:
+    """Values 1, 2, 5 x 10^k inside [10^lo_exp, 10^hi_exp] (both in log10 space)."""
+    out = []
+    for k in range(math.floor(lo_exp), math.ceil(hi_exp) + 1):
+        for m in (1, 2, 5):
+            v = m * 10.0**k
+            if lo_exp <= math.log10(v) <= hi_exp:
+                out.append(v)
+    return out
+
+
 def thin(points: Sequence[tuple[float, float]], columns: int = MAX_POINTS // 2) -> list[tuple[float, float]]:
     """At most ``2 * columns`` points: the min and max of each time column, in time order.
 
@@ -148,35 +160,43 @@ class Markers:
 class _Frame:
     """Maps (time, value) into the plot area of a chart of the given height."""
 
-    def __init__(self, x_lo: float, x_hi: float, y_lo: float, y_hi: float, height: int) -> None:
+    def __init__(
+        self, x_lo: float, x_hi: float, y_lo: float, y_hi: float, height: int, *, left: int = LEFT, log: bool = False
+    ) -> None:
+        if log:  # the frame works in log10 space; values are mapped by y()
+            y_lo, y_hi = math.log10(y_lo), math.log10(y_hi)
         if x_hi <= x_lo:
             x_lo, x_hi = x_lo - 43200, x_hi + 43200
         if y_hi <= y_lo:
             pad = abs(y_lo) * 0.05 or 1.0
             y_lo, y_hi = y_lo - pad, y_hi + pad
         self.x_lo, self.x_hi, self.y_lo, self.y_hi, self.height = x_lo, x_hi, y_lo, y_hi, height
-        self.plot_w = WIDTH - LEFT - RIGHT
+        self.left, self.log = left, log
+        self.plot_w = WIDTH - left - RIGHT
         self.plot_h = height - TOP - BOTTOM
 
     def x(self, t: float) -> float:
-        return LEFT + (t - self.x_lo) / (self.x_hi - self.x_lo) * self.plot_w
+        return self.left + (t - self.x_lo) / (self.x_hi - self.x_lo) * self.plot_w
 
     def y(self, v: float) -> float:
+        if self.log:
+            v = math.log10(v)
         return TOP + (self.y_hi - v) / (self.y_hi - self.y_lo) * self.plot_h
 
     def axes(self, y_fmt: Callable[[float], str], title: str) -> list[str]:
-        out = [f'<text x="{LEFT}" y="16" style="font-weight:600;fill:#1f2328">{escape(title)}</text>']
-        for v in _nice_ticks(self.y_lo, self.y_hi):
+        out = [f'<text x="{self.left}" y="16" style="font-weight:600;fill:#1f2328">{escape(title)}</text>']
+        ticks = _log_ticks(self.y_lo, self.y_hi) if self.log else _nice_ticks(self.y_lo, self.y_hi)
+        for v in ticks:
             y = self.y(v)
-            out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eaeef2"/>')
-            out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(y_fmt(v))}</text>')
+            out.append(f'<line x1="{self.left}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eaeef2"/>')
+            out.append(f'<text x="{self.left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(y_fmt(v))}</text>')
         out.extend(self.time_axis())
         return out
 
     def time_axis(self) -> list[str]:
         span = self.x_hi - self.x_lo
         base = TOP + self.plot_h
-        out = [f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{base}" y2="{base}" stroke="#8c959f"/>']
+        out = [f'<line x1="{self.left}" x2="{WIDTH - RIGHT}" y1="{base}" y2="{base}" stroke="#8c959f"/>']
         for i in range(6):
             t = self.x_lo + span * i / 5
             x = self.x(t)
@@ -208,16 +228,21 @@ def line_chart(
     title: str,
     y_fmt: Callable[[float], str],
     markers: Sequence[Markers] = (),
+    *,
     height: int = 260,
+    log: bool = False,
 ) -> str:
-    """A time-series chart: lines (optionally shaded to zero), triangle markers, axes and a legend."""
+    """A time-series chart: lines (optionally shaded to zero), triangle markers, axes and a legend.
+
+    ``log`` draws the values on a log10 scale (every value must be > 0; the caller checks).
+    """
     drawn = [(s, thin(s.points)) for s in series if s.points]
     everything = [p for _, pts in drawn for p in pts] + [p for m in markers for p in m.points]
     if not everything:
         return _svg(60, title, [f'<text x="{LEFT}" y="34">{escape(title)}: no data</text>'])
     xs = [p[0] for p in everything]
     ys = [p[1] for p in everything] + ([0.0] if any(s.fill for s in series) else [])
-    frame = _Frame(min(xs), max(xs), min(ys), max(ys), height)
+    frame = _Frame(min(xs), max(xs), min(ys), max(ys), height, log=log)
     body = frame.axes(y_fmt, title)
     for s, pts in drawn:
         coords = " ".join(f"{frame.x(t):.1f},{frame.y(v):.1f}" for t, v in pts)
@@ -231,11 +256,13 @@ def line_chart(
         body.append(f'<polyline points="{coords}" fill="none" stroke="{s.colour}" stroke-width="1.3"/>')
     for m in markers:
         sign = -1 if m.up else 1
+        size = 7 if len(m.points) <= 200 else 4  # many trades: smaller marks keep the price visible
         for i, (t, v) in enumerate(m.points):
             x, y = frame.x(t), frame.y(v)
             tip = f"<title>{escape(m.titles[i])}</title>" if i < len(m.titles) else ""
             body.append(
-                f'<path d="M{x:.1f} {y:.1f}l-4 {-sign * 7}h8z" fill="{m.colour}" fill-opacity="0.85">{tip}</path>'
+                f'<path d="M{x:.1f} {y + sign * 2:.1f}l{-size / 2:g} {sign * size}h{size:g}z" '
+                f'fill="{m.colour}" fill-opacity="0.8">{tip}</path>'
             )
     body.extend(_legend([(s.label, s.colour) for s in series] + [(m.label, m.colour) for m in markers]))
     return _svg(height, title, body)
@@ -263,8 +290,10 @@ def risk_timeline(results: RunResults, m: ReportMetrics, x_lo: float, x_hi: floa
                 rows[index[label]][1].append((t, f"{code}: {d.reasons[0].message}"))
     row_h = 18
     height = TOP + row_h * (len(rows) + 1) + BOTTOM
-    frame = _Frame(x_lo, x_hi, 0.0, 1.0, height)
-    body = [f'<text x="{LEFT}" y="16" style="font-weight:600;fill:#1f2328">Risk decisions and trading state</text>']
+    frame = _Frame(x_lo, x_hi, 0.0, 1.0, height, left=TIMELINE_LEFT)
+    body = [
+        f'<text x="{TIMELINE_LEFT}" y="16" style="font-weight:600;fill:#1f2328">Risk decisions and trading state</text>'
+    ]
     # State bands: ACTIVE until the first change, then each change's new state.
     state, since = TradingState.ACTIVE, frame.x_lo
     spans = []
@@ -273,7 +302,7 @@ def risk_timeline(results: RunResults, m: ReportMetrics, x_lo: float, x_hi: floa
         state, since = c.new, _secs(c.ts)
     spans.append((since, frame.x_hi, state, ""))
     y0 = TOP
-    body.append(f'<text x="{LEFT - 6}" y="{y0 + 13}" text-anchor="end">state</text>')
+    body.append(f'<text x="{TIMELINE_LEFT - 6}" y="{y0 + 13}" text-anchor="end">state</text>')
     for a, b, st, why in spans:
         xa, xb = frame.x(max(a, frame.x_lo)), frame.x(min(b, frame.x_hi))
         tip = f"<title>{escape(st.value)} {escape(why)}</title>"
@@ -285,9 +314,12 @@ def risk_timeline(results: RunResults, m: ReportMetrics, x_lo: float, x_hi: floa
         y = y0 + i * row_h
         colour = ENTRY if label == "approved" else "#9a6700" if label == "cancel all" else EXIT
         body.append(
-            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y + row_h / 2}" y2="{y + row_h / 2}" stroke="#f0f2f4"/>'
+            f'<line x1="{TIMELINE_LEFT}" x2="{WIDTH - RIGHT}" y1="{y + row_h / 2}" y2="{y + row_h / 2}" '
+            'stroke="#f0f2f4"/>'
         )
-        body.append(f'<text x="{LEFT - 6}" y="{y + 13}" text-anchor="end">{escape(label[:24])} ({len(ticks)})</text>')
+        body.append(
+            f'<text x="{TIMELINE_LEFT - 6}" y="{y + 13}" text-anchor="end">{escape(label[:30])} ({len(ticks)})</text>'
+        )
         if ticks:
             path = "".join(f"M{frame.x(t):.1f} {y + 3}v{row_h - 6}" for t, _ in ticks)
             body.append(f'<path d="{path}" stroke="{colour}" stroke-width="1.2"><title>{escape(label)}</title></path>')
@@ -334,11 +366,8 @@ def render(results: RunResults, m: ReportMetrics, drawdown: Sequence[tuple[datet
         "<h2>Summary</h2>",
         _summary_table(m, quote),
         "<h2>Equity</h2>",
-        line_chart(
-            [Series("strategy", EQUITY, equity_pts), Series("buy and hold (equal weight)", BH, bh_pts)],
-            f"Equity ({quote})",
-            fmt_axis_number,
-        ),
+        line_chart([Series("strategy", EQUITY, equity_pts)], f"Equity ({quote})", fmt_axis_number),
+        _versus_buy_and_hold(equity_pts, bh_pts, quote),
         line_chart(
             [Series("drawdown", DD, [(_secs(t), -d) for t, d in drawdown], fill=True)],
             "Drawdown from peak",
@@ -402,6 +431,16 @@ def render(results: RunResults, m: ReportMetrics, drawdown: Sequence[tuple[datet
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _versus_buy_and_hold(equity: list[tuple[float, float]], bh: list[tuple[float, float]], quote: str) -> str:
+    """Strategy against equal-weight buy-and-hold; on a log scale when the two span more than 5x
+    (a linear scale would flatten the smaller curve into a line)."""
+    values = [v for _, v in equity + bh]
+    log = bool(values) and min(values) > 0 and max(values) / min(values) > 5
+    title = f"Equity vs buy and hold ({quote}{', log scale' if log else ''})"
+    series = [Series("strategy", EQUITY, equity), Series("buy and hold (equal weight)", BH, bh)]
+    return line_chart(series, title, fmt_axis_number, log=log)
 
 
 def _summary_table(m: ReportMetrics, quote: str) -> str:
