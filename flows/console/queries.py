@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from core.events import Side
 from core.fills import Fill as DomainFill
-from core.fills import Liquidity
+from core.fills import Liquidity, OrderStatus
 from execution.portfolio import Portfolio
 from execution.venue import split_symbol
 from flows.console import schema
@@ -43,10 +43,14 @@ def _where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
     return " WHERE " + " AND ".join(f"{k} = %s" for k in used), list(used.values())
 
 
+#: Statuses of orders still working (OrderStatus values whose is_open is true).
+_OPEN_STATUSES = ", ".join(f"'{s.value}'" for s in OrderStatus if s.is_open)
+
+
 def accounts(conn: Conn) -> list[schema.Account]:
     rows = _rows(
         conn,
-        """
+        f"""
         WITH names AS (
             SELECT account FROM orders UNION SELECT account FROM fills
             UNION SELECT account FROM risk_decisions UNION SELECT account FROM equity
@@ -56,8 +60,7 @@ def accounts(conn: Conn) -> list[schema.Account]:
             FROM risk_decisions ORDER BY account, ts_event DESC, decision_id DESC
         ), o AS (
             SELECT account, count(*) AS orders,
-                   count(*) FILTER (WHERE status IN ('pending_submit', 'submitted', 'open', 'partially_filled',
-                                                     'pending_cancel')) AS open_orders
+                   count(*) FILTER (WHERE status IN ({_OPEN_STATUSES})) AS open_orders
             FROM orders GROUP BY account
         ), f AS (SELECT account, count(*) AS fills, max(ts_event) AS last_fill_at FROM fills GROUP BY account)
         SELECT n.account, l.trading_state, l.ts_event AS state_since, coalesce(o.orders, 0) AS orders,
