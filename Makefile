@@ -5,9 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint unit integration services-up services-down services-status bench clean
+.PHONY: install console demo test lint unit integration services-up services-down services-status bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed console/dist/index.html
+
+## make console: the operator console's web UI (console/dist, served by `bot4 serve`), rebuilt only
+## when its sources are newer than the build.
+CONSOLE_SRC := $(shell find console/src -type f 2>/dev/null) $(wildcard console/*.json console/*.ts console/index.html)
+console: console/dist/index.html
+console/dist/index.html: $(CONSOLE_SRC)
+	cd console && npm ci --no-audit --no-fund && npm run build
 
 # The lock pins the whole transitive set, so CI and a fresh machine install what was tested.
 $(VENV)/.installed: pyproject.toml requirements.lock
