@@ -41,16 +41,16 @@ class ModelsConfig(StrictConfig):
     primary: str | None = None
     fallback: str | None = None
     target: Literal["direction", "quantile"] = "direction"
-    horizon: int = Field(5, ge=1, le=10_000)
-    dead_zone: float = Field(0.001, ge=0.0, lt=0.5)
+    horizon: int = Field(default=5, ge=1, le=10_000)
+    dead_zone: float = Field(default=0.001, ge=0.0, lt=0.5)
     dead_zone_policy: Literal["skip", "down"] = "skip"
-    quantile: float = Field(0.5, gt=0.0, lt=1.0)
+    quantile: float = Field(default=0.5, gt=0.0, lt=1.0)
     drift_detector: Literal["adwin", "page_hinkley", "none"] = "adwin"
-    drift_delta: float = Field(0.002, gt=0.0, lt=1.0)
+    drift_delta: float = Field(default=0.002, gt=0.0, lt=1.0)
     drift_action: Literal["none", "reset", "fallback"] = "reset"
-    fallback_min_labels: int = Field(500, ge=0)
-    scores_every: int = Field(500, ge=1)
-    rolling_window: int = Field(1000, ge=10)
+    fallback_min_labels: int = Field(default=500, ge=0)
+    scores_every: int = Field(default=500, ge=1)
+    rolling_window: int = Field(default=1000, ge=10)
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelsConfig:

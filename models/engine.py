@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -81,7 +81,7 @@ class RejectedVector:
     key: str
     reason: str
     detail: str
-    vector: FeatureVector
+    vector: object  # the refused input: a FeatureVector, or whatever arrived in its place
 
 
 #: Everything :meth:`InstrumentModels.update` can emit.
@@ -225,6 +225,13 @@ class InstrumentModels:
     # -- the step -----------------------------------------------------------------------------------
 
     def _refusal(self, vector: FeatureVector) -> RejectedVector | None:
+        if not isinstance(vector, FeatureVector) or not isinstance(vector.values, Mapping):
+            return RejectedVector(
+                self.key,
+                "malformed_vector",
+                f"expected a FeatureVector with a mapping of values, got {type(vector).__name__}",
+                vector,
+            )
         try:
             for slot in self.slots:
                 slot.check(vector)
