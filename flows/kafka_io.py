@@ -157,12 +157,14 @@ class _InboundPartition(StatefulSourcePartition[Inbound | DeadLetter, int]):
         out: list[Inbound | DeadLetter] = []
         topic, partition = self._topic, self._partition
         messages = self._consumer.consume(self._batch_size, 0.001)
+        at_end = False
         mark_ready(self._component)  # the broker answered: this partition is being read
         for msg in messages:
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     self._eof = not self._tail
+                    at_end = True
                     continue
                 origin = Inbound(topic, partition, msg.offset() or self._offset, msg.key(), msg.value() or b"")
                 out.append(dead_letter("consume", "kafka_error", str(err), origin, self._clock))
@@ -170,12 +172,20 @@ class _InboundPartition(StatefulSourcePartition[Inbound | DeadLetter, int]):
             offset: int = msg.offset()  # type: ignore[assignment]  # set on every consumed message
             out.append(Inbound(topic, partition, offset, msg.key(), msg.value() or b""))
             self._offset = offset + 1
-        # The high watermark of the last fetch response (cached: no broker round trip); negative
-        # until the first fetch has answered.
-        _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-        if high >= 0:
-            self._lag.set(max(0, high - self._offset))
+        self._update_lag(at_end)
         return out
+
+    def _update_lag(self, at_end: bool) -> None:
+        if at_end:
+            self._lag.set(0)
+            return
+        # Watermarks of the last fetch response (cached: no broker round trip); negative until
+        # the first fetch has answered. Before the first record the position is a logical offset
+        # (OFFSET_BEGINNING), so the lag is the whole partition.
+        low, high = self._consumer.get_watermark_offsets(TopicPartition(self._topic, self._partition), cached=True)
+        start = self._offset if self._offset >= 0 else low
+        if high >= 0 and start >= 0:
+            self._lag.set(max(0, high - start))
 
     def snapshot(self) -> int:
         return self._offset

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,6 +85,21 @@ class RedisSettings(StrictConfig):
     password: SecretStr = SecretStr("")
 
 
+class ObservabilitySettings(StrictConfig):
+    """The Prometheus server that scrapes every flow's /metrics (``bot4 status`` queries it)."""
+
+    prometheus_url: str = "http://127.0.0.1:29090"
+    #: Seconds ``bot4 status`` waits for one Prometheus query.
+    query_timeout_s: float = Field(default=3.0, gt=0, le=60)
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"prometheus_url {value!r} must start with http:// or https://")
+        return value.rstrip("/")
+
+
 class QualitySettings(StrictConfig):
     """Per-event contracts applied in the flows before anything is stored."""
 
@@ -109,6 +125,24 @@ class ExchangeSettings(StrictConfig):
     api_secret: SecretStr = SecretStr("")
     testnet: bool = True
     live_trading_enabled: bool = False
+
+
+class TradingSettings(StrictConfig):
+    """What the trading flow trades: the account, its strategies, its bars and its starting cash.
+
+    ``markets_dir`` holds the exchange's cached rules (``bot4 markets sync``); the paper venue and
+    the risk gate read precision, lot limits, minimum notional and fees from there.
+    """
+
+    account: str = Field(default="paper", min_length=1)
+    strategies: tuple[str, ...] = ("ema_cross_rsi",)
+    exchange: str = "binance"
+    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
+    timeframe: str = "1m"
+    bars_from: Literal["trades", "candles"] = "trades"
+    quote_currency: str = "USDT"
+    initial_cash: Decimal = Field(default=Decimal(10_000), gt=0)
+    markets_dir: Path = Path("data/markets")
 
 
 class StorageSettings(StrictConfig):
@@ -158,9 +192,11 @@ class Bot4Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
     redis: RedisSettings = RedisSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     quality: QualitySettings = QualitySettings()
     exchange: ExchangeSettings = ExchangeSettings()
     storage: StorageSettings = StorageSettings()
+    trading: TradingSettings = TradingSettings()
     #: The risk gate's limits (risk/config.py): BOT4_RISK__MAX_POSITION_PCT=0.01 and so on.
     risk: RiskLimits = RiskLimits()
     console: ConsoleSettings = ConsoleSettings()

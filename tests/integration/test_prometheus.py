@@ -1,0 +1,160 @@
+"""The real Prometheus (started by `infra/services.sh up`) scrapes a flow process and its numbers
+agree with what landed in Kafka and PostgreSQL; instrument labels stay bounded."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from bytewax.testing import run_main
+from confluent_kafka import Producer
+from prometheus_client import REGISTRY
+
+from core.events import Side, Trade
+from core.wire import encode
+from flows import metrics
+from flows.ingest import replay_flow
+from flows.settings import QualitySettings, load_settings
+from flows.storage.migrate import migrate
+from flows.store import store_flow
+
+from .conftest import make_settings, scalar, topic_message_count
+
+pytestmark = pytest.mark.integration
+
+PROMETHEUS = load_settings().observability.prometheus_url
+#: The ports infra/services.sh lists in Prometheus's file_sd targets.
+SCRAPED_PORTS = range(29100, 29110)
+SCRAPE_WAIT_S = 20.0
+MD_TOPICS = ("md.trades.v1", "md.book.v1", "md.candles.v1")
+MD_TABLES = ("md_trades", "md_quotes", "md_book_deltas", "md_book_snapshots", "md_candles")
+
+
+def query(promql: str) -> list[dict]:
+    url = f"{PROMETHEUS}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def value(promql: str) -> float | None:
+    result = query(promql)
+    assert len(result) <= 1, f"{promql} returned {len(result)} series, expected at most one"
+    return float(result[0]["value"][1]) if result else None
+
+
+def wait_until_scraped(promql: str, expected: float | None) -> float | None:
+    """Poll until Prometheus reports ``expected`` (the process' own value) for ``promql``."""
+    deadline = time.monotonic() + SCRAPE_WAIT_S
+    seen = value(promql)
+    while seen != expected and time.monotonic() < deadline:
+        time.sleep(0.25)
+        seen = value(promql)
+    assert seen == expected, f"Prometheus reports {seen} for {promql}, the process has {expected}"
+    return seen
+
+
+@pytest.fixture(scope="module")
+def scraped_instance() -> Iterator[str]:
+    """This process' /metrics on a port Prometheus scrapes; yields the target's instance label."""
+    try:
+        with urllib.request.urlopen(f"{PROMETHEUS}/-/ready", timeout=3) as response:
+            assert response.status == 200
+    except OSError as exc:
+        pytest.fail(f"Prometheus does not answer at {PROMETHEUS} ({exc}); start it: bash infra/services.sh up")
+    server = None
+    for port in SCRAPED_PORTS:
+        try:
+            server = metrics.start_server(port)
+            break
+        except OSError:
+            continue
+    assert server is not None, f"every scraped port {SCRAPED_PORTS} is taken"
+    instance = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        wait_until_scraped(f'up{{job="bot4-flows",instance="{instance}"}}', 1.0)
+        yield instance
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def local(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_scraped_event_counters_equal_the_records_in_kafka_and_postgres(
+    scraped_instance, btc_capture, topic_prefix, pg_database, kafka_bootstrap, tmp_path
+):
+    settings = make_settings(topic_prefix, pg_database, tmp_path)
+    migrate(settings.postgres.conninfo())
+    ingest_q = f'bot4_events_total{{instance="{scraped_instance}",stage="ingest",outcome="ok"}}'
+    store_q = f'bot4_events_total{{instance="{scraped_instance}",stage="storage",outcome="ok"}}'
+    # Counters are per process and other tests in it may have counted before: compare deltas, and
+    # only once Prometheus reports exactly the process' value.
+    ingest_before = wait_until_scraped(ingest_q, local("bot4_events_total", stage="ingest", outcome="ok")) or 0.0
+    store_before = wait_until_scraped(store_q, local("bot4_events_total", stage="storage", outcome="ok")) or 0.0
+
+    run_main(replay_flow([btc_capture], settings=settings))
+    run_main(store_flow(settings, tail=False))
+
+    in_kafka = sum(topic_message_count(kafka_bootstrap, f"{topic_prefix}{t}") for t in MD_TOPICS)
+    in_postgres = sum(scalar(settings, f"SELECT count(*) FROM {table}") for table in MD_TABLES)
+    # The capture's 9757 trades, 3451 depth updates, 28040 best quotes and the initial snapshot.
+    assert in_kafka == 41249
+    ingest_after = wait_until_scraped(ingest_q, local("bot4_events_total", stage="ingest", outcome="ok"))
+    store_after = wait_until_scraped(store_q, local("bot4_events_total", stage="storage", outcome="ok"))
+    assert ingest_after is not None and store_after is not None
+    assert ingest_after - ingest_before == in_kafka
+    assert store_after - store_before == in_postgres == in_kafka
+
+    # Drained: every partition of the test's topics is read to its high watermark.
+    lag = query(f'bot4_consumer_lag_records{{instance="{scraped_instance}",topic=~`{re.escape(topic_prefix)}md\\..*`}}')
+    assert lag, "no consumer lag series for the test's topics"
+    assert {float(series["value"][1]) for series in lag} == {0.0}
+    # The storage stage's latency histogram was observed and scraped.
+    count_q = f'bot4_stage_latency_seconds_count{{instance="{scraped_instance}",stage="storage"}}'
+    assert wait_until_scraped(count_q, local("bot4_stage_latency_seconds_count", stage="storage"))
+
+
+def test_a_thousand_unknown_symbols_stay_within_the_allowed_label_values(
+    scraped_instance, topic_prefix, pg_database, kafka_bootstrap, tmp_path
+):
+    settings = make_settings(topic_prefix, pg_database, tmp_path)
+    # Accept any instrument, so all 1,000 pass the contracts and reach the freshness gauge.
+    settings = settings.model_copy(update={"quality": QualitySettings(known_symbols=())})
+    migrate(settings.postgres.conninfo())
+    allowed = set(QualitySettings().known_symbols)  # the label allow-list: the default known symbols
+    symbols = [f"ZZ{i:04d}/USDT" for i in range(1000)] + ["BTC/USDT"]
+    start = datetime(2026, 11, 25, tzinfo=UTC)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i, symbol in enumerate(symbols):
+        ts = start + timedelta(milliseconds=i)
+        trade = Trade("binance", symbol, str(i), Decimal("1.5"), Decimal("2"), Side.BUY, ts, ts)
+        producer.produce(f"{topic_prefix}md.trades.v1", key=trade.key.encode(), value=encode(trade))
+    assert producer.flush(30) == 0
+
+    # One record per batch: without the cap every symbol would get its own series.
+    run_main(store_flow(settings, tail=False, batch_size=1))
+    assert scalar(settings, "SELECT count(DISTINCT symbol) FROM md_trades") == len(symbols)
+
+    keys = {
+        sample.labels["key"]
+        for family in REGISTRY.collect()
+        if family.name == "bot4_last_event_timestamp_seconds"
+        for sample in family.samples
+        if sample.labels["stage"] == "storage"
+    }
+    assert metrics.OTHER_KEY in keys and "binance:BTC/USDT" in keys
+    assert keys <= allowed | {metrics.OTHER_KEY}
+    promql = f'count(bot4_last_event_timestamp_seconds{{instance="{scraped_instance}",stage="storage"}})'
+    assert wait_until_scraped(promql, float(len(keys))) is not None
+    assert len(keys) <= len(allowed) + 1
