@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from html import escape
 
-from core.clock import EPOCH
 from core.orders import TradingState
 from flows.report.metrics import ReportMetrics
 from flows.report.results import RunResults
@@ -77,7 +76,7 @@ def fmt_axis_pct(value: float) -> str:
 
 
 def _secs(ts: datetime) -> float:
-    return (ts - EPOCH).total_seconds()
+    return ts.timestamp()  # aware datetimes only (the results' times are aware UTC)
 
 
 def _date_label(seconds: float, span: float) -> str:

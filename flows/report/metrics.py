@@ -50,8 +50,16 @@ from flows.report.results import EquitySample, PricePoint, RunResults
 from risk.decisions import DecisionKind, RiskDecision
 
 ZERO = Decimal(0)
+#: Money that comes out of a division (averages, buy-and-hold values) is rounded to this.
+MONEY_STEP = Decimal("1e-8")
 DAYS_PER_YEAR = 365  # crypto trades every calendar day
 YEAR = timedelta(days=365.25)
+
+
+def _rounded(value: Decimal) -> Decimal:
+    """``value`` with at most 8 decimal places (results of a division would carry 28 digits)."""
+    exponent = value.as_tuple().exponent
+    return value if isinstance(exponent, int) and exponent >= -8 else value.quantize(MONEY_STEP)
 
 
 # ---- trades -----------------------------------------------------------------------------------
@@ -243,9 +251,9 @@ def trade_stats(trades: Sequence[ClosedTrade]) -> TradeStats:
         gross_loss=gross_loss,
         net_pnl=net,
         profit_factor=float(gross_profit / gross_loss) if gross_loss else None,
-        avg_win=gross_profit / len(wins) if wins else None,
-        avg_loss=-gross_loss / len(losses) if losses else None,
-        expectancy=net / n if n else None,
+        avg_win=_rounded(gross_profit / len(wins)) if wins else None,
+        avg_loss=_rounded(-gross_loss / len(losses)) if losses else None,
+        expectancy=_rounded(net / n) if n else None,
         best=max(pnls) if pnls else None,
         worst=min(pnls) if pnls else None,
         avg_duration=sum((t.duration for t in trades), timedelta(0)) / n if n else None,
@@ -308,7 +316,7 @@ def drawdown_series(samples: Sequence[EquitySample]) -> list[tuple[datetime, flo
 def daily_closes(samples: Sequence[EquitySample]) -> list[tuple[datetime, Decimal]]:
     """Equity at the end of each UTC calendar day, from the first sample's day to the last's,
     days without a sample carrying the previous close; preceded by the first sample itself as the
-    opening value (so one day of data gives one return).
+    opening value when its day has later samples (so a first day of data gives a return too).
 
     >>> from core.clock import parse_utc
     >>> pts = [EquitySample(parse_utc(t), Decimal(v), Decimal(v), ZERO)
@@ -319,7 +327,7 @@ def daily_closes(samples: Sequence[EquitySample]) -> list[tuple[datetime, Decima
     if not samples:
         return []
     out: list[tuple[datetime, Decimal]] = [(samples[0].ts, samples[0].equity)]
-    day = samples[0].ts.date()
+    day = day_one = samples[0].ts.date()
     last_day = samples[-1].ts.date()
     i, last = 0, samples[0].equity
     while day <= last_day:
@@ -329,6 +337,8 @@ def daily_closes(samples: Sequence[EquitySample]) -> list[tuple[datetime, Decima
             i += 1
         out.append((end - timedelta(microseconds=1), last))
         day += timedelta(days=1)
+    if len(samples) == 1 or samples[1].ts.date() != day_one:
+        del out[0]  # the first day's close is the first sample itself: no separate opening value
     return out
 
 
@@ -435,7 +445,7 @@ def buy_and_hold_curve(
         for sym, pts in usable.items():
             i = bisect_right(times[sym], ts) - 1
             value += share if i < 0 else share * pts[i].close / pts[0].close
-        out.append((ts, value))
+        out.append((ts, _rounded(value)))
     return out
 
 
