@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from core.clock import Clock, SystemClock
 from core.deadletter import DeadLetter
 from core.fills import Fill
 from core.orders import ApprovedOrder, Signal
+from core.symbols import timeframe_seconds
 from execution.markets import load_capabilities
 from features.schema import FeatureVector
 from flows.replay import ReplaySource
@@ -92,15 +94,30 @@ class BacktestConfig:
     batch_size: int = 1000
     mode: Mode = Mode.BACKTEST
 
+    def effective_limits(self) -> RiskLimits:
+        """The limits the gate runs with. A candle feed is only as fresh as its timeframe, so with
+        bars from candles the market-data age limits are raised to two bars where they are lower
+        (tick-data limits of seconds would otherwise halt every candle backtest at the first bar)."""
+        if self.bars_from != "candles":
+            return self.limits
+        two_bars = timedelta(seconds=2 * timeframe_seconds(self.timeframe))
+        breakers = self.limits.breakers.model_copy(
+            update={"market_data_max_age": max(self.limits.breakers.market_data_max_age, two_bars)}
+        )
+        return self.limits.model_copy(
+            update={"max_market_data_age": max(self.limits.max_market_data_age, two_bars), "breakers": breakers}
+        )
+
     def settings_summary(self) -> dict[str, str]:
         """What the report shows of the configuration (stable, text)."""
-        limits = self.limits
+        limits = self.effective_limits()
         return {
             "bars_from": self.bars_from,
             "fixed_fraction": str(limits.sizing.fixed_fraction),
             "max_position_pct": str(limits.max_position_pct),
             "max_drawdown_pct": str(limits.breakers.max_drawdown_pct),
             "max_market_data_age": str(limits.max_market_data_age),
+            "breaker_market_data_max_age": str(limits.breakers.market_data_max_age),
             "initial_cash": str(self.initial_cash),
         }
 
@@ -174,6 +191,7 @@ class Progress:
         if self._live is not None:
             self._live.update(self._render(time.monotonic()))
             self._live.stop()
+            self._live.console.print()
 
 
 def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, clock: Clock) -> Dataflow:
@@ -184,10 +202,11 @@ def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, c
         bars_from=config.bars_from,
         strategies=strategies_for(config.strategies, config.account),
         known_keys=frozenset(f"{config.exchange}:{s}" for s in config.symbols),
+        ordered=True,
     )
     account = AccountSetup(
         config.account,
-        config.limits,
+        config.effective_limits(),
         caps,
         {config.quote_currency: config.initial_cash},
         config.quote_currency,

@@ -202,12 +202,23 @@ def demo(
     out_console.print(
         f"{run['seconds']}s, {run['events_per_second']} events/s; store {run['store']}, summary {out / 'summary.json'}"
     )
-    out_console.print("Not built yet: features, models, risk gate and paper trading in the demo (see README).")
+    from flows.demo import run_trading_demo
+    from flows.trading_cmd import print_summary
+
+    out_console.print("\nTrading: bundled Binance 1m candles (BTC/USDT, ETH/USDT, 2021-05-16 to 05-20) through")
+    out_console.print("features -> EMA(12/26) cross + RSI(14) strategy -> risk gate -> paper venue (default limits)")
+    trading = run_trading_demo(out / "trading", progress=True)
+    print_summary(trading.report_json, trading.wall_s, trading.events)
+    out_console.print(f"report: {trading.report_html}")
 
 
 from flows.validate_cmd import register as _register_validate  # noqa: E402
 
 _register_validate(app)
+
+from flows.trading_cmd import register as _register_trading  # noqa: E402
+
+_register_trading(app)
 
 
 from flows.features_cmd import register as _register_features  # noqa: E402
@@ -218,6 +229,10 @@ _register_features(app)
 from flows.control_cmd import register as _register_control  # noqa: E402
 
 _register_control(app)
+
+from flows.status_cmd import register as _register_status  # noqa: E402
+
+_register_status(app)
 
 
 from flows.console.serve_cmd import register as _register_console  # noqa: E402

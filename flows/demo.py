@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -27,8 +27,16 @@ from flows.replay import ReplaySource
 from flows.settings import QualitySettings
 from flows.storage.embedded import EmbeddedSink, EmbeddedStore
 from flows.store import apply_contracts
+from risk.config import RiskLimits
+
+if TYPE_CHECKING:
+    from flows.backtest import BacktestRun
 
 ROOT = Path(__file__).resolve().parents[1]
+TRADING_FILES = (
+    ROOT / "data" / "sample" / "binance-1m-2021" / "BTC_USDT-1m.json",
+    ROOT / "data" / "sample" / "binance-1m-2021" / "ETH_USDT-1m.json",
+)
 SAMPLE_FILES = (
     ROOT / "data" / "sample" / "binance-spot-ws" / "btcusdt_20240808.gz",
     ROOT / "data" / "sample" / "binance-spot-ws" / "ethusdt_20240808.gz",
@@ -134,3 +142,24 @@ def run_demo(out_dir: Path, paths: Sequence[Path] = SAMPLE_FILES) -> dict[str, A
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def run_trading_demo(
+    out_dir: Path, paths: Sequence[Path] = TRADING_FILES, limits: RiskLimits | None = None, progress: bool = False
+) -> BacktestRun:
+    """The trading flow in paper mode over the bundled candles: features, the EMA-cross strategy,
+    the risk gate with its default limits, the paper venue; report in ``out_dir``."""
+    from flows.backtest import BacktestConfig, run_backtest
+    from flows.replay.source import ReplayFile
+    from flows.trading import Mode
+
+    config = BacktestConfig(
+        files=tuple(ReplayFile(p) for p in paths),
+        symbols=("BTC/USDT", "ETH/USDT"),
+        account="demo",
+        timeframe="1m",
+        bars_from="candles",
+        limits=limits if limits is not None else RiskLimits(),
+        mode=Mode.PAPER,
+    )
+    return run_backtest(config, out_dir, progress=progress)

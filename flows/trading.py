@@ -68,6 +68,8 @@ from risk.sizing import propose, propose_amount
 log = logging.getLogger(__name__)
 
 EPOCH_START = datetime(1970, 1, 1, tzinfo=UTC)
+#: The routing key of the instrument step when it runs every instrument in input order.
+ORDERED_KEY = "__all_instruments__"
 #: How often (event time) an account's equity is sampled when bars do not set the pace.
 EQUITY_SAMPLE_EVERY = timedelta(minutes=1)
 
@@ -127,16 +129,19 @@ class InstrumentSetup:
     known_keys: frozenset[str] = frozenset()
     max_backwards: timedelta = timedelta(0)
     dedup_window: int = 10_000
+    #: ``True``: every instrument in one step, in input order (a backtest's merged replay: the
+    #: account then sees all instruments in event time). ``False``: one step per instrument, spread
+    #: over workers (live data, where each instrument's order is all that is defined).
+    ordered: bool = False
 
 
 class InstrumentState:
-    """Everything one instrument's step remembers (the recovery snapshot)."""
+    """Everything one instrument's step remembers (part of the recovery snapshot)."""
 
     def __init__(self, setup: InstrumentSetup) -> None:
         self.contracts = KeyContracts(setup.max_backwards, setup.dedup_window)
         self.engine = FeatureEngine(setup.timeframe, bars_from=setup.bars_from)  # type: ignore[arg-type]
         self.strategies = list(setup.strategies())
-        self.clock = ManualClock(EPOCH_START)
 
 
 def _origin(event: MarketEvent) -> Inbound:
@@ -144,17 +149,26 @@ def _origin(event: MarketEvent) -> Inbound:
     return Inbound(topic_for(event), -1, -1, event.key.encode(), encode(event))
 
 
-class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, InstrumentState]):
-    """One instrument: contracts, then the feature engine, then the strategies, in event order."""
+class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]):
+    """Contracts, then the feature engine, then the strategies, in input order; one state per
+    instrument (one instrument per key, or all of them under one key when ``ordered``)."""
 
-    def __init__(self, setup: InstrumentSetup, resume: InstrumentState | None) -> None:
+    def __init__(self, setup: InstrumentSetup, resume: InstrumentStates | None) -> None:
         self._setup = setup
-        self._state = resume if resume is not None else InstrumentState(setup)
+        self._states: InstrumentStates = resume if resume is not None else {}
+        # Dead letters are stamped with event time (the newest ts_recv seen), so replays are repeatable.
+        self._clock = ManualClock(EPOCH_START)
+
+    def _state(self, key: str) -> InstrumentState:
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = InstrumentState(self._setup)
+        return state
 
     def on_batch(self, values: list[MarketEvent | Decoded | DeadLetter]) -> tuple[list[InstrumentOut], bool]:
-        state = self._state
         out: list[InstrumentOut] = []
         known = self._setup.known_keys
+        clock = self._clock
         for item in values:
             if isinstance(item, DeadLetter):
                 out.append(item)
@@ -165,42 +179,48 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, InstrumentState]):
                 event, origin = item, None
                 problem = check_event(event, known)
                 if problem is not None:
-                    out.append(dead_letter("contracts", problem.reason, problem.detail, _origin(event), state.clock))
+                    out.append(dead_letter("contracts", problem.reason, problem.detail, _origin(event), clock))
                     continue
-            state.clock.set(event.ts_recv)
+            clock.set(event.ts_recv)
+            state = self._state(event.key)
             violation = state.contracts.check(event)
             if violation is not None:
                 cited = origin if origin is not None else _origin(event)
-                out.append(dead_letter("contracts", violation.reason, violation.detail, cited, state.clock))
+                out.append(dead_letter("contracts", violation.reason, violation.detail, cited, clock))
                 continue
             out.append(event)
             rejects: list[EngineReject] = []
             for result in state.engine.update(event):
                 if isinstance(result, FeatureVector):
                     out.append(result)
-                    out.extend(self._signals(result))
+                    out.extend(_signals(state, result))
                 else:
                     rejects.append(result)
             if rejects:
-                out.extend(rejects_to_dead_letters(rejects, "", state.clock))
+                out.extend(rejects_to_dead_letters(rejects, "", clock))
         EVENTS.labels("instrument", "ok").inc(len(values))
         return out, StatefulBatchLogic.RETAIN
 
-    def _signals(self, vector: FeatureVector) -> Iterable[Signal]:
-        for strategy in self._state.strategies:
-            signal = strategy.on_features(vector, None)
-            if signal is not None:
-                yield signal
-
     def on_eof(self) -> tuple[list[InstrumentOut], bool]:
         out: list[InstrumentOut] = []
-        for vector in self._state.engine.flush():
-            out.append(vector)
-            out.extend(self._signals(vector))
+        for state in self._states.values():
+            for vector in state.engine.flush():
+                out.append(vector)
+                out.extend(_signals(state, vector))
         return out, StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> InstrumentState:
-        return self._state
+    def snapshot(self) -> InstrumentStates:
+        return self._states
+
+
+InstrumentStates = dict[str, InstrumentState]
+
+
+def _signals(state: InstrumentState, vector: FeatureVector) -> Iterable[Signal]:
+    for strategy in state.strategies:
+        signal = strategy.on_features(vector, None)
+        if signal is not None:
+            yield signal
 
 
 # ----------------------------------------------------------------------------------------------
@@ -464,6 +484,8 @@ def trading_steps(
     """Instrument step then account step, from events keyed by ``exchange:SYMBOL``."""
     by_account = {a.account: a for a in accounts}
     names = list(by_account)
+    if instrument.ordered:
+        keyed = op.map(f"{step_id}_one_key", keyed, lambda kv: (ORDERED_KEY, kv[1]))
     per_instrument = op.stateful_batch(
         f"{step_id}_instrument", keyed, lambda resume: InstrumentLogic(instrument, resume)
     )
