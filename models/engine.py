@@ -294,11 +294,16 @@ class InstrumentModels:
         active = self.active
         chosen: Prediction | None = None
         for slot in self.slots:
-            p = slot.predict(x)
+            try:
+                p = slot.predict(x)
+            except (ArithmeticError, ValueError) as exc:  # a River model's numerics, e.g. an overflow
+                p, failure = math.nan, f"{type(exc).__name__}: {exc}"
+            else:
+                failure = f"p={p!r}"
             if not (0.0 <= p <= 1.0):  # also catches NaN
                 out.append(
                     RejectedVector(
-                        self.key, "model_output_invalid", f"{slot.model_version} gave p={p!r}; model reset", vector
+                        self.key, "model_output_invalid", f"{slot.model_version} gave {failure}; model reset", vector
                     )
                 )
                 slot.reset()
@@ -325,7 +330,17 @@ class InstrumentModels:
             p = done.probs[index]
             if p is None:
                 continue
-            fired = slot.learn(done.x, label, p)
+            try:
+                fired = slot.learn(done.x, label, p)
+            except (ArithmeticError, ValueError) as exc:  # a River model's numerics, e.g. an overflow
+                slot.reset()
+                out.append(
+                    DriftEvent(
+                        slot.name, slot.model_version, self.key, ts, "model_error", slot.scores.n, "reset",
+                        f"learning raised {type(exc).__name__}: {exc}; model reset",
+                    )
+                )  # fmt: skip
+                continue
             if slot.scores.n % every == 0:
                 out.append(slot.score_record(self.key, ts))
             if fired:

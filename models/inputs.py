@@ -10,6 +10,8 @@ Defined behaviour for odd values (the conformance tests check each one):
 - a feature that is missing, ``None``, a non-number or not finite (NaN, inf) gives no input: the
   key is absent from the dict, and River models treat an absent key as unknown for that event;
 - an input whose formula divides by a missing or non-positive close is absent too;
+- an input beyond +-:data:`INPUT_LIMIT` (a finite but absurd value such as an ATR of 1e300) is
+  clipped to the limit, so no model's arithmetic overflows;
 - features not named here (a newer schema's additions) are ignored, so a model never sees a key
   it cannot have been trained on by accident.
 
@@ -57,6 +59,9 @@ _VS_CLOSE: tuple[tuple[str, str, bool], ...] = (
     ("bar_range_rel", "_range", False),
 )
 
+#: Inputs are clipped to [-INPUT_LIMIT, INPUT_LIMIT]; real inputs are within +-100 by far.
+INPUT_LIMIT = 1e6
+
 #: Every input name a model can see (for documentation and the conformance tests).
 INPUT_NAMES: tuple[str, ...] = tuple(n for n, _, _ in _AS_IS) + tuple(n for n, _, _ in _VS_CLOSE)
 
@@ -78,6 +83,8 @@ def model_inputs(values: Mapping[str, FeatureValue]) -> dict[str, float]:
 
     >>> model_inputs({})
     {}
+    >>> model_inputs({"book_spread_bps": 1e300})
+    {'book_spread_bps': 1000000.0}
     >>> model_inputs({"bar_close": 200.0, "bar_high": 202.0, "bar_low": 198.0})
     {'bar_range_rel': 0.02}
     """
@@ -85,7 +92,7 @@ def model_inputs(values: Mapping[str, FeatureValue]) -> dict[str, float]:
     for name, offset, scale in _AS_IS:
         v = finite(values.get(name))
         if v is not None:
-            x[name] = (v - offset) / scale
+            x[name] = _clip((v - offset) / scale)
     close = finite(values.get("bar_close"))
     if close is None or close <= 0.0:
         return x
@@ -99,5 +106,9 @@ def model_inputs(values: Mapping[str, FeatureValue]) -> dict[str, float]:
             continue
         out = (v - close) / close if relative else v / close
         if math.isfinite(out):
-            x[input_name] = out
+            x[input_name] = _clip(out)
     return x
+
+
+def _clip(value: float) -> float:
+    return INPUT_LIMIT if value > INPUT_LIMIT else -INPUT_LIMIT if value < -INPUT_LIMIT else value

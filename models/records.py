@@ -73,7 +73,10 @@ class DriftEvent:
     """The drift detector on a model's error stream fired at ``ts_event``.
 
     ``action`` is what the models stage did about it: ``"reset"`` (the model starts over),
-    ``"fallback"`` (the strategies now get the fallback model's predictions) or ``"none"``.
+    ``"fallback"`` (reset, and the strategies get the fallback model's predictions meanwhile),
+    ``"restored"`` (the reset primary has relearned enough; strategies get it again) or ``"none"``.
+    ``detector`` is ``"adwin"`` or ``"page_hinkley"``, or ``"model_error"`` when learning raised
+    (a River model's numerics) and the model was reset.
     """
 
     model: str
