@@ -3,11 +3,7 @@ agree with what landed in Kafka and PostgreSQL; instrument labels stay bounded."
 
 from __future__ import annotations
 
-import json
 import re
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,70 +17,23 @@ from core.events import Side, Trade
 from core.wire import encode
 from flows import metrics
 from flows.ingest import replay_flow
-from flows.settings import QualitySettings, load_settings
+from flows.settings import QualitySettings
 from flows.storage.migrate import migrate
 from flows.store import store_flow
+from tests.support.prom import query, scraped_metrics_server, wait_until_scraped
 
 from .conftest import make_settings, scalar, topic_message_count
 
 pytestmark = pytest.mark.integration
 
-PROMETHEUS = load_settings().observability.prometheus_url
-#: The ports infra/services.sh lists in Prometheus's file_sd targets.
-SCRAPED_PORTS = range(29100, 29110)
-SCRAPE_WAIT_S = 20.0
 MD_TOPICS = ("md.trades.v1", "md.book.v1", "md.candles.v1")
 MD_TABLES = ("md_trades", "md_quotes", "md_book_deltas", "md_book_snapshots", "md_candles")
 
 
-def query(promql: str) -> list[dict]:
-    url = f"{PROMETHEUS}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        body = json.load(response)
-    assert body["status"] == "success", body
-    return body["data"]["result"]
-
-
-def value(promql: str) -> float | None:
-    result = query(promql)
-    assert len(result) <= 1, f"{promql} returned {len(result)} series, expected at most one"
-    return float(result[0]["value"][1]) if result else None
-
-
-def wait_until_scraped(promql: str, expected: float | None) -> float | None:
-    """Poll until Prometheus reports ``expected`` (the process' own value) for ``promql``."""
-    deadline = time.monotonic() + SCRAPE_WAIT_S
-    seen = value(promql)
-    while seen != expected and time.monotonic() < deadline:
-        time.sleep(0.25)
-        seen = value(promql)
-    assert seen == expected, f"Prometheus reports {seen} for {promql}, the process has {expected}"
-    return seen
-
-
 @pytest.fixture(scope="module")
 def scraped_instance() -> Iterator[str]:
-    """This process' /metrics on a port Prometheus scrapes; yields the target's instance label."""
-    try:
-        with urllib.request.urlopen(f"{PROMETHEUS}/-/ready", timeout=3) as response:
-            assert response.status == 200
-    except OSError as exc:
-        pytest.fail(f"Prometheus does not answer at {PROMETHEUS} ({exc}); start it: bash infra/services.sh up")
-    server = None
-    for port in SCRAPED_PORTS:
-        try:
-            server = metrics.start_server(port)
-            break
-        except OSError:
-            continue
-    assert server is not None, f"every scraped port {SCRAPED_PORTS} is taken"
-    instance = f"127.0.0.1:{server.server_address[1]}"
-    try:
-        wait_until_scraped(f'up{{job="bot4-flows",instance="{instance}"}}', 1.0)
+    with scraped_metrics_server() as instance:
         yield instance
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def local(name: str, **labels: str) -> float | None:

@@ -3,10 +3,18 @@ exposes, and the names a PromQL expression uses."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 from prometheus_client import REGISTRY
 
@@ -76,3 +84,70 @@ def render_prometheus_config(dest: Path, listen: str = "127.0.0.1:29090") -> Pat
     config = dest / "prometheus.yml"
     config.write_text(text)
     return config
+
+
+# ---- the real Prometheus of `infra/services.sh up`
+
+#: The ports infra/services.sh lists in Prometheus's file_sd targets.
+SCRAPED_PORTS = range(29100, 29110)
+SCRAPE_WAIT_S = 20.0
+
+
+def prometheus_url() -> str:
+    from flows.settings import load_settings
+
+    return load_settings().observability.prometheus_url
+
+
+def query(promql: str) -> list[dict[str, Any]]:
+    url = f"{prometheus_url()}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def value(promql: str) -> float | None:
+    result = query(promql)
+    assert len(result) <= 1, f"{promql} returned {len(result)} series, expected at most one"
+    return float(result[0]["value"][1]) if result else None
+
+
+def wait_until_scraped(promql: str, expected: float | None) -> float | None:
+    """Poll until Prometheus reports ``expected`` (the process' own value) for ``promql``."""
+    deadline = time.monotonic() + SCRAPE_WAIT_S
+    seen = value(promql)
+    while seen != expected and time.monotonic() < deadline:
+        time.sleep(0.25)
+        seen = value(promql)
+    assert seen == expected, f"Prometheus reports {seen} for {promql}, the process has {expected}"
+    return seen
+
+
+@contextmanager
+def scraped_metrics_server() -> Iterator[str]:
+    """This process' /metrics on a port Prometheus scrapes, once scraped; yields the instance label."""
+    from flows import metrics
+
+    url = prometheus_url()
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=3) as response:
+            assert response.status == 200
+    except OSError as exc:
+        pytest.fail(f"Prometheus does not answer at {url} ({exc}); start it: bash infra/services.sh up")
+    server = None
+    for port in SCRAPED_PORTS:
+        try:
+            server = metrics.start_server(port)
+            break
+        except OSError:
+            continue
+    assert server is not None, f"every scraped port {SCRAPED_PORTS} is taken"
+    instance = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        wait_until_scraped(f'up{{job="bot4-flows",instance="{instance}"}}', 1.0)
+        yield instance
+    finally:
+        server.shutdown()
+        server.server_close()
