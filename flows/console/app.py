@@ -117,6 +117,7 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
             token_configured=settings.console.token is not None,
             reports_dir=str(settings.console.reports_dir),
             live_topics=feed.topics if feed is not None else [],
+            live_following=sorted(feed.assigned) if feed is not None else [],
             absent=ABSENT,
         )
 

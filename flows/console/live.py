@@ -228,7 +228,11 @@ class LiveFeed:
                 continue
             if meta is None or meta.error is not None or not meta.partitions:
                 continue
-            added.extend(TopicPartition(topic, p, OFFSET_END) for p in sorted(meta.partitions))
+            # Start at the partition's current end, resolved now: a record produced after this look-up
+            # is delivered, whatever the timing of the first fetch.
+            for p in sorted(meta.partitions):
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+                added.append(TopicPartition(topic, p, high if high >= 0 else OFFSET_END))
             self.assigned.add(topic)
         if added:
             consumer.incremental_assign(added)

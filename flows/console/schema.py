@@ -27,6 +27,7 @@ class ConsoleInfo(_Out):
     token_configured: bool
     reports_dir: str
     live_topics: list[str]
+    live_following: list[str] = Field(description="live topics found on the broker and followed from their end")
     absent: list[str] = Field(description="parts of the issue this server cannot show yet, and why")
 
 
