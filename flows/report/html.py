@@ -272,7 +272,7 @@ def risk_timeline(results: RunResults, m: ReportMetrics, x_lo: float, x_hi: floa
     cancel-alls, and each denial reason (most frequent first; the rest grouped as 'other')."""
     reasons = [code for code, _ in m.risk.denials_by_reason]
     shown, grouped = reasons[:10], set(reasons[10:])
-    rows: list[tuple[str, list[tuple[float, str]]]] = [("approved", []), ("cancel all", [])]
+    rows: list[tuple[str, list[float]]] = [("approved", []), ("cancel all", [])]
     rows += [(f"denied: {code}", []) for code in shown]
     if grouped:
         rows.append(("denied: other", []))
@@ -280,13 +280,13 @@ def risk_timeline(results: RunResults, m: ReportMetrics, x_lo: float, x_hi: floa
     for d in sorted(results.decisions, key=lambda x: (x.ts, x.decision_id)):
         t = _secs(d.ts)
         if d.kind is DecisionKind.APPROVED:
-            rows[0][1].append((t, "approved"))
+            rows[0][1].append(t)
         elif d.kind is DecisionKind.CANCEL_ALL:
-            rows[1][1].append((t, "cancel all"))
+            rows[1][1].append(t)
         elif d.kind is DecisionKind.DENIED:
             for code in sorted({r.code for r in d.reasons}):
                 label = f"denied: {code}" if code in shown else "denied: other"
-                rows[index[label]][1].append((t, f"{code}: {d.reasons[0].message}"))
+                rows[index[label]][1].append(t)
     row_h = 18
     height = TOP + row_h * (len(rows) + 1) + BOTTOM
     frame = _Frame(x_lo, x_hi, 0.0, 1.0, height, left=TIMELINE_LEFT)
@@ -320,7 +320,7 @@ def risk_timeline(results: RunResults, m: ReportMetrics, x_lo: float, x_hi: floa
             f'<text x="{TIMELINE_LEFT - 6}" y="{y + 13}" text-anchor="end">{escape(label[:30])} ({len(ticks)})</text>'
         )
         if ticks:
-            path = "".join(f"M{frame.x(t):.1f} {y + 3}v{row_h - 6}" for t, _ in ticks)
+            path = "".join(f"M{frame.x(t):.1f} {y + 3}v{row_h - 6}" for t in ticks)
             body.append(f'<path d="{path}" stroke="{colour}" stroke-width="1.2"><title>{escape(label)}</title></path>')
     body.extend(frame.time_axis())
     body.extend(_legend([(s.value, STATE_COLOURS[s]) for s in TradingState]))

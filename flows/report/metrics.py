@@ -45,7 +45,7 @@ from itertools import pairwise
 
 from core.events import Side
 from core.fills import Fill
-from core.orders import TradingState
+from core.orders import TradingState, TradingStateChanged
 from flows.report.results import EquitySample, PricePoint, RunResults
 from risk.decisions import DecisionKind, RiskDecision
 
@@ -481,9 +481,9 @@ def risk_summary(decisions: Sequence[RiskDecision], start: datetime, end: dateti
         if d.kind is DecisionKind.DENIED:
             for code in {r.code for r in d.reasons}:
                 by_reason[code] = by_reason.get(code, 0) + 1
-        if d.kind is DecisionKind.STATE_CHANGED:
+        if isinstance(d.event, TradingStateChanged):
             ev = d.event
-            changes.append(StateChange(d.ts, ev.old, ev.new, ev.reason))  # type: ignore[union-attr]
+            changes.append(StateChange(d.ts, ev.old, ev.new, ev.reason))
     spent = dict.fromkeys(TradingState, timedelta(0))
     state, since = TradingState.ACTIVE, start
     for c in changes:

@@ -82,6 +82,12 @@ class RunMetadata:
             raise ValueError(f"RunMetadata.end {self.end.isoformat()} is before start {self.start.isoformat()}")
         if not self.initial_equity > 0:
             raise ValueError(f"RunMetadata.initial_equity must be > 0, got {self.initial_equity}")
+        for name, value in self.settings.items():
+            if not isinstance(value, str | int | float | bool | None):
+                raise TypeError(
+                    f"RunMetadata.settings[{name!r}] is a {type(value).__name__}; the summary holds JSON scalars "
+                    "(str, int, float, bool, None): pass a Decimal or a duration as str"
+                )
 
 
 @dataclass(frozen=True, slots=True)

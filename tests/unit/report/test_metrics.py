@@ -220,3 +220,16 @@ def test_risk_summary_counts_denials_per_reason_and_time_in_each_state():
     assert summary.denials_by_reason == (("position_limit_exceeded", 2), ("leverage_exceeded", 1))
     assert (summary.approvals, summary.denials, summary.cancel_alls, len(summary.state_changes)) == (0, 2, 1, 2)
     assert dict(summary.time_in_state) == {"active": 0.5, "reducing": 0.0, "halted": 0.5}
+
+
+def test_metadata_refuses_a_settings_value_that_is_not_a_json_scalar():
+    with pytest.raises(TypeError, match=r"settings\['fee'\] is a Decimal"):
+        RunMetadata("r", "backtest", ("s",), "binance", (), "1h", at(0), at(1), D(1), "USDT", {"fee": D("0.001")})
+
+
+def test_metadata_refuses_naive_times_and_a_non_positive_initial_equity():
+    naive = at(0).replace(tzinfo=None)
+    with pytest.raises(ValueError, match=r"RunMetadata\.start must be an aware UTC datetime"):
+        RunMetadata("r", "backtest", ("s",), "binance", (), "1h", naive, at(1), D(1), "USDT")
+    with pytest.raises(ValueError, match="initial_equity must be > 0"):
+        RunMetadata("r", "backtest", ("s",), "binance", (), "1h", at(0), at(1), D(0), "USDT")
