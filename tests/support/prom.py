@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -151,3 +152,14 @@ def scraped_metrics_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def run_promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool(), *args],
+        input=stdin.decode() if stdin else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

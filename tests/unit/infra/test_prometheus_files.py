@@ -3,7 +3,6 @@ they only name metrics the flows' registry really exposes."""
 
 from __future__ import annotations
 
-import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -12,23 +11,12 @@ from tests.support.prom import (
     RULE_TESTS,
     RULES,
     metric_names_in,
-    promtool,
     recorded_names,
     registry_metric_names,
     render_prometheus_config,
     rule_exprs,
+    run_promtool,
 )
-
-
-def run_promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [promtool(), *args],
-        input=stdin.decode() if stdin else None,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_rule_files_pass_promtool_check_rules():
