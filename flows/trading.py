@@ -56,6 +56,7 @@ from flows.dlq import Inbound, dead_letter
 from flows.execution import OrderPlaced
 from flows.features import rejects_to_dead_letters
 from flows.metrics import EVENTS
+from flows.risk_step import route_to_accounts as risk_routes
 from flows.store import Decoded
 from models.strategy import Strategy
 from quality.contracts import KeyContracts, check_event
@@ -110,7 +111,7 @@ class ShadowOrder:
     order: ApprovedOrder
 
 
-InstrumentOut = MarketEvent | FeatureVector | Signal | DeadLetter
+InstrumentOut = MarketEvent | FeatureVector | Signal | DeadLetter | KillSwitch | ResetBreaker
 AccountIn = MarketEvent | Signal | KillSwitch | ResetBreaker
 AccountOut = RiskDecision | ApprovedOrder | OrderPlaced | OrderEvent | Fill | EquitySample | SignalSkipped | ShadowOrder
 
@@ -170,8 +171,8 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
         known = self._setup.known_keys
         clock = self._clock
         for item in values:
-            if isinstance(item, DeadLetter):
-                out.append(item)
+            if isinstance(item, DeadLetter | KillSwitch | ResetBreaker):
+                out.append(item)  # commands scripted into a replay keep their place in it
                 continue
             if isinstance(item, Decoded):
                 event, origin = item.event, item.origin
@@ -456,11 +457,14 @@ def _price_of(event: MarketEvent) -> Decimal | None:
 
 
 def route_to_accounts(item: InstrumentOut, accounts: Sequence[str]) -> list[tuple[str, tuple[str, AccountIn]]]:
-    """Signals go to their account; market events to every account (each has its own venue)."""
+    """Signals and commands go to their account (``"*"`` commands to all); market events to every
+    account (each has its own venue); vectors and dead letters to none."""
     if isinstance(item, Signal):
         return [(item.account, (item.account, item))] if item.account in accounts else []
     if isinstance(item, FeatureVector | DeadLetter):
         return []
+    if isinstance(item, KillSwitch | ResetBreaker):
+        return [kv for kv in risk_routes(item, accounts) if kv[0] in accounts]  # type: ignore[misc]
     return [(a, (a, item)) for a in accounts]
 
 
@@ -480,8 +484,11 @@ def trading_steps(
     instrument: InstrumentSetup,
     accounts: Sequence[AccountSetup],
     wall_clock: Clock,
+    *,
+    commands: Stream[KillSwitch | ResetBreaker] | None = None,
 ) -> TradingOut:
-    """Instrument step then account step, from events keyed by ``exchange:SYMBOL``."""
+    """Instrument step then account step, from events keyed by ``exchange:SYMBOL``; operator
+    ``commands`` (the control topic) join the account step directly."""
     by_account = {a.account: a for a in accounts}
     names = list(by_account)
     if instrument.ordered:
@@ -490,8 +497,9 @@ def trading_steps(
         f"{step_id}_instrument", keyed, lambda resume: InstrumentLogic(instrument, resume)
     )
     items = op.flat_map_batch(f"{step_id}_items", per_instrument, lambda batch: [v for _, v in batch])
+    to_accounts: Stream[Any] = items if commands is None else op.merge(f"{step_id}_commands", items, commands)
     routed = op.flat_map_batch(
-        f"{step_id}_route", items, lambda batch: [kv for item in batch for kv in route_to_accounts(item, names)]
+        f"{step_id}_route", to_accounts, lambda batch: [kv for item in batch for kv in route_to_accounts(item, names)]
     )
     judged = op.stateful_batch(
         f"{step_id}_account", routed, lambda resume: AccountLogic(by_account, wall_clock, resume)
