@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from math import isfinite
 
 from features.schema import FeatureValue
 
@@ -89,24 +90,35 @@ def model_inputs(values: Mapping[str, FeatureValue]) -> dict[str, float]:
     {'bar_range_rel': 0.02}
     """
     x: dict[str, float] = {}
+    get = values.get
     for name, offset, scale in _AS_IS:
-        v = finite(values.get(name))
-        if v is not None:
-            x[name] = _clip((v - offset) / scale)
-    close = finite(values.get("bar_close"))
+        v = get(name)
+        if v is None:
+            continue
+        if type(v) is not float:  # the rare path: ints, bools, strings...
+            v = finite(v)
+            if v is None:
+                continue
+        elif not isfinite(v):
+            continue
+        y = (v - offset) / scale
+        x[name] = y if -INPUT_LIMIT <= y <= INPUT_LIMIT else _clip(y)
+    close = finite(get("bar_close"))
     if close is None or close <= 0.0:
         return x
     for input_name, feature, relative in _VS_CLOSE:
         if feature == "_range":
-            high, low = finite(values.get("bar_high")), finite(values.get("bar_low"))
+            high, low = finite(get("bar_high")), finite(get("bar_low"))
             v = None if high is None or low is None else high - low
         else:
-            v = finite(values.get(feature))
+            v = get(feature)
+            if type(v) is not float or not isfinite(v):
+                v = finite(v)
         if v is None:
             continue
         out = (v - close) / close if relative else v / close
-        if math.isfinite(out):
-            x[input_name] = _clip(out)
+        if isfinite(out):
+            x[input_name] = out if -INPUT_LIMIT <= out <= INPUT_LIMIT else _clip(out)
     return x
 
 

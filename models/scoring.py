@@ -43,7 +43,8 @@ class BinnedAUC:
         self.neg = [0] * bins
 
     def _bin(self, p: float) -> int:
-        return min(self.bins - 1, max(0, int(p * self.bins)))
+        b = int(p * self.bins)
+        return b if 0 <= b < self.bins else (0 if b < 0 else self.bins - 1)
 
     def update(self, p: float, y: bool) -> None:
         """Count one (probability, label) pair."""
@@ -80,34 +81,30 @@ class PrequentialScores:
         self._correct = 0
         self._brier = 0.0
         self._auc = BinnedAUC(auc_bins)
-        self._recent: deque[tuple[float, bool]] = deque()
+        self._recent: deque[tuple[float, bool, float, int, float]] = deque()
         self._r_log_loss = 0.0
         self._r_correct = 0
         self._r_brier = 0.0
         self._r_auc = BinnedAUC(auc_bins)
 
-    @staticmethod
-    def _terms(p: float, y: bool) -> tuple[float, int, float]:
-        q = min(1.0 - _EPS, max(_EPS, p))
-        loss = -math.log(q) if y else -math.log(1.0 - q)
-        return loss, int((p > 0.5) == y), (p - (1.0 if y else 0.0)) ** 2
-
     def update(self, p: float, y: bool) -> None:
         """Score probability ``p`` (of "up", given before the label was known) against label ``y``."""
-        loss, correct, sq = self._terms(p, y)
+        q = 1.0 - _EPS if p > 1.0 - _EPS else _EPS if p < _EPS else p
+        loss = -math.log(q) if y else -math.log(1.0 - q)
+        correct = 1 if (p > 0.5) == y else 0
+        sq = (p - 1.0) ** 2 if y else p * p
         self.n += 1
         self._log_loss += loss
         self._correct += correct
         self._brier += sq
         self._auc.update(p, y)
-        self._recent.append((p, y))
+        self._recent.append((p, y, loss, correct, sq))
         self._r_log_loss += loss
         self._r_correct += correct
         self._r_brier += sq
         self._r_auc.update(p, y)
         if len(self._recent) > self.window:
-            old_p, old_y = self._recent.popleft()
-            old_loss, old_correct, old_sq = self._terms(old_p, old_y)
+            old_p, old_y, old_loss, old_correct, old_sq = self._recent.popleft()
             self._r_log_loss -= old_loss
             self._r_correct -= old_correct
             self._r_brier -= old_sq
