@@ -35,6 +35,7 @@ from risk.decisions import DecisionKind
 
 MAX_TRADE_ROWS = 500
 MAX_STATE_ROWS = 300
+MAX_MARKER_TIPS = 2000  # above this many trades per chart, markers carry no hover text
 MAX_POINTS = 1600  # per series, after thinning (800 pixel columns x min/max)
 WIDTH, LEFT, RIGHT, TOP, BOTTOM = 960, 78, 16, 26, 28
 TIMELINE_LEFT = 230  # room for the row labels (denial reason codes)
@@ -256,9 +257,15 @@ def line_chart(
     for m in markers:
         sign = -1 if m.up else 1
         size = 7 if len(m.points) <= 200 else 4  # many trades: smaller marks keep the price visible
+        with_tips = len(m.points) <= MAX_MARKER_TIPS
+        drawn_at: set[tuple[float, float]] = set()
         for i, (t, v) in enumerate(m.points):
-            x, y = frame.x(t), frame.y(v)
-            tip = f"<title>{escape(m.titles[i])}</title>" if i < len(m.titles) else ""
+            x, y = round(frame.x(t), 1), round(frame.y(v), 1)
+            if not with_tips:
+                if (x, y) in drawn_at:
+                    continue  # the same pixel again: a long run's file stays small
+                drawn_at.add((x, y))
+            tip = f"<title>{escape(m.titles[i])}</title>" if with_tips and i < len(m.titles) else ""
             body.append(
                 f'<path d="M{x:.1f} {y + sign * 2:.1f}l{-size / 2:g} {sign * size}h{size:g}z" '
                 f'fill="{m.colour}" fill-opacity="0.8">{tip}</path>'
@@ -320,7 +327,8 @@ def risk_timeline(results: RunResults, m: ReportMetrics, x_lo: float, x_hi: floa
             f'<text x="{TIMELINE_LEFT - 6}" y="{y + 13}" text-anchor="end">{escape(label[:30])} ({len(ticks)})</text>'
         )
         if ticks:
-            path = "".join(f"M{frame.x(t):.1f} {y + 3}v{row_h - 6}" for t in ticks)
+            columns = sorted({round(frame.x(t), 1) for t in ticks})  # one tick per position drawn
+            path = "".join(f"M{x:.1f} {y + 3}v{row_h - 6}" for x in columns)
             body.append(f'<path d="{path}" stroke="{colour}" stroke-width="1.2"><title>{escape(label)}</title></path>')
     body.extend(frame.time_axis())
     body.extend(_legend([(s.value, STATE_COLOURS[s]) for s in TradingState]))

@@ -161,7 +161,7 @@ def round_trips(fills: Iterable[Fill], quote_currency: str) -> tuple[tuple[Close
     """
     books: dict[str, deque[_Lot]] = {}
     trades: list[ClosedTrade] = []
-    for fill in sorted(fills, key=lambda x: (x.ts_event, x.fill_id)):
+    for fill in sorted(fills, key=lambda x: x.ts_event):  # stable: ties keep the caller's order
         if fill.amount <= 0:
             continue
         fee = fee_in_quote(fill, quote_currency) or ZERO

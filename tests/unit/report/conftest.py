@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.report import RunResults
+from flows.report import ReportPaths, RunResults, build_report
 from tests.unit.report.peer_run import PeerTrade, freqtrade_results, load_peer_trades
 
 
@@ -16,3 +16,9 @@ def peer_trades() -> list[PeerTrade]:
 @pytest.fixture(scope="session")
 def ft_results() -> RunResults:
     return freqtrade_results()
+
+
+@pytest.fixture(scope="session")
+def ft_report(ft_results: RunResults, tmp_path_factory: pytest.TempPathFactory) -> ReportPaths:
+    """The report of the whole real run, built once."""
+    return build_report(ft_results, tmp_path_factory.mktemp("ft-report"))

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -161,3 +161,17 @@ def freqtrade_results() -> RunResults:
         events_processed=len(closes),
     )
     return RunResults(meta, mark_to_market(fills, closes), fills, gate_decisions(trades), {SYMBOL: tuple(closes)}, ())
+
+
+def first_days(results: RunResults, days: int) -> RunResults:
+    """The same run cut to its first ``days`` days (a smaller real input for tests that need no more)."""
+    end = results.metadata.start + timedelta(days=days)
+    trades_done = {f.client_order_id for f in results.fills if f.side is Side.SELL and f.ts_event <= end}
+    return RunResults(
+        replace(results.metadata, end=end),
+        tuple(s for s in results.equity if s.ts <= end),
+        tuple(f for f in results.fills if f.client_order_id in trades_done),
+        tuple(d for d in results.decisions if d.ts <= end),
+        {sym: tuple(p for p in pts if p.ts <= end) for sym, pts in results.prices.items()},
+        results.dead_letters,
+    )

@@ -32,14 +32,9 @@ from flows.report.metrics import compute, max_drawdown
 from quality.contracts import check_event
 from risk.decisions import DecisionKind
 from tests.support.report_browser import ASSET_URL
-from tests.unit.report.peer_run import CANDLES, REFERENCE, WALLET, PeerTrade
+from tests.unit.report.peer_run import CANDLES, REFERENCE, WALLET, PeerTrade, first_days
 
 SUMMARY = json.loads((REFERENCE / "summary-1h.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def ft_report(ft_results: RunResults, tmp_path_factory: pytest.TempPathFactory) -> ReportPaths:
-    return build_report(ft_results, tmp_path_factory.mktemp("ft-report"))
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +114,7 @@ def test_per_symbol_and_buy_and_hold_come_from_the_real_prices(ft_results: RunRe
 
 
 def test_results_round_trip_through_the_results_folder(ft_results: RunResults, tmp_path: Path):
-    with_dlq = replace(ft_results, dead_letters=dead_letter_counts(real_dead_letters()))
+    with_dlq = replace(first_days(ft_results, 365), dead_letters=dead_letter_counts(real_dead_letters()))
     kinds = {d.kind for d in with_dlq.decisions}
     assert kinds == set(DecisionKind)  # approvals, denials, state changes and cancel-alls all travel
     assert load_results(save_results(with_dlq, tmp_path)) == with_dlq
@@ -142,7 +137,7 @@ def test_a_rebuild_from_stored_results_is_byte_identical_to_the_first_build(
 
 
 def test_rebuild_can_write_elsewhere(ft_results: RunResults, tmp_path: Path):
-    short = replace(ft_results, equity=ft_results.equity[:48], fills=(), decisions=())
+    short = first_days(ft_results, 2)
     paths = rebuild_report(save_results(short, tmp_path / "stored"), tmp_path / "out")
     assert paths == ReportPaths(tmp_path / "out" / "report.html", tmp_path / "out" / "report.json")
     assert build_report(short, tmp_path / "again").json.read_bytes() == paths.json.read_bytes()
@@ -213,7 +208,7 @@ def test_html_caps_the_trade_table_and_says_so(ft_report: ReportPaths):
 
 def test_html_lists_denials_state_changes_and_dead_letters(ft_results: RunResults, tmp_path: Path):
     letters = real_dead_letters()
-    results = replace(ft_results, dead_letters=dead_letter_counts(letters))
+    results = replace(first_days(ft_results, 365), dead_letters=dead_letter_counts(letters))
     html = build_report(results, tmp_path).html.read_text()
     assert '<table id="denials">' in html and "trading_reducing" in html
     assert '<table id="state-changes">' in html and "consecutive_losses" in html
@@ -229,7 +224,7 @@ def test_html_lists_denials_state_changes_and_dead_letters(ft_results: RunResult
 def test_html_escapes_every_text_from_the_results(ft_results: RunResults, tmp_path: Path):
     hostile = "<script>alert('x')</script>"
     meta = replace(ft_results.metadata, run_id=hostile, strategies=(hostile,), settings={hostile: hostile})
-    results = replace(ft_results, metadata=meta, dead_letters=dead_letter_counts(real_dead_letters()))
+    results = replace(first_days(ft_results, 90), metadata=meta, dead_letters=dead_letter_counts(real_dead_letters()))
     html = build_report(results, tmp_path).html.read_text()
     assert "<script" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.report import RunResults, build_report
+from flows.report import ReportPaths
 from tests.support.report_browser import CHROMIUM, dump_dom
 
 MEASURE = """<script>
@@ -37,8 +37,8 @@ document.body.appendChild(pre);
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y chromium)")
 @pytest.mark.timeout(60)
-def test_report_lays_out_its_summary_and_charts_in_headless_chromium_offline(ft_results: RunResults, tmp_path: Path):
-    html = build_report(ft_results, tmp_path).html.read_text()
+def test_report_lays_out_its_summary_and_charts_in_headless_chromium_offline(ft_report: ReportPaths, tmp_path: Path):
+    html = ft_report.html.read_text()
     page = tmp_path / "measured.html"
     page.write_text(html.replace("</body>", MEASURE + "</body>"))
 
