@@ -1,0 +1,137 @@
+// End to end in Debian's Chromium (playwright-core, no downloaded browser): load the console that
+// `bot4 serve` serves, check the overview, refuse a wrong token, press the kill switch, confirm, and
+// wait for the risk state HALTED. Screenshots go to SHOTS (docs/images). Driven by
+// tests/e2e/test_console_e2e.py, which prepares PostgreSQL and Kafka and checks the API afterwards.
+//
+// Environment: CONSOLE_URL, CONSOLE_TOKEN, CONSOLE_ACCOUNT, SHOTS, USER_DATA_DIR,
+// CHROMIUM (default /usr/bin/chromium). Extend `steps` for the live paper-replay variant.
+import { chromium } from "playwright-core";
+
+const url = process.env.CONSOLE_URL;
+const token = process.env.CONSOLE_TOKEN;
+const account = process.env.CONSOLE_ACCOUNT ?? "main";
+const shots = process.env.SHOTS;
+const userDataDir = process.env.USER_DATA_DIR;
+if (!url || !token || !shots || !userDataDir) {
+  console.error("CONSOLE_URL, CONSOLE_TOKEN, SHOTS and USER_DATA_DIR are required");
+  process.exit(2);
+}
+
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+  viewport: { width: 1440, height: 900 },
+  timezoneId: "America/New_York", // the page must still show UTC
+});
+const page = context.pages()[0] ?? (await context.newPage());
+const problems = [];
+page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+page.on("console", (m) => {
+  if (m.type() === "error" && !m.text().includes("401")) problems.push(`console error: ${m.text()}`);
+});
+page.on("request", (r) => {
+  if (!r.url().startsWith(url)) problems.push(`request left the console: ${r.url()}`);
+});
+const results = [];
+const step = async (name, fn) => {
+  const started = Date.now();
+  await fn();
+  results.push({ step: name, ms: Date.now() - started });
+};
+const riskRow = page.getByTestId(`risk-${account}`);
+const shot = (name) => page.screenshot({ path: `${shots}/console-${name}.png`, fullPage: true });
+
+try {
+  await step("overview shows the account ACTIVE, its position and fresh data", async () => {
+    await page.goto(url);
+    await riskRow.getByText("ACTIVE").waitFor({ timeout: 20000 });
+    await page.getByTestId("positions-panel").locator("tbody tr").first().waitFor();
+    await page.getByTestId("freshness-panel").getByText("binance:BTC/USDT").waitFor();
+    await page.getByTestId("equity-chart").locator("canvas").first().waitFor();
+    await page.getByText("● live").waitFor({ timeout: 20000 });
+    const utc = await page.getByTestId("freshness-panel").locator("tbody td").nth(1).innerText();
+    if (!utc.endsWith(" UTC")) throw new Error(`freshness time not shown in UTC: ${utc}`);
+    await shot("overview");
+  });
+
+  await step("a wrong token is refused in the dialog", async () => {
+    await page.getByTestId("kill-button").click();
+    const dialog = page.getByRole("dialog");
+    await dialog.locator("select[name=account]").selectOption(account);
+    await dialog.locator("input[name=reason]").fill("e2e: venue incident drill");
+    await dialog.locator("input[name=operator]").fill("e2e-operator");
+    await dialog.locator("input[name=token]").fill("wrong-token-0123456789");
+    const submit = dialog.getByRole("button", { name: "Halt and cancel all" });
+    if (await submit.isEnabled()) throw new Error("the kill button is enabled before KILL is typed");
+    await dialog.locator("input[name=confirm]").fill("KILL");
+    await shot("kill-dialog");
+    await submit.click();
+    await dialog.getByRole("alert").getByText("Token refused").waitFor();
+    await shot("kill-refused");
+  });
+
+  await step("the kill switch with the token halts the account", async () => {
+    const dialog = page.getByRole("dialog");
+    await dialog.locator("input[name=token]").fill(token);
+    await dialog.getByRole("button", { name: "Halt and cancel all" }).click();
+    await page.getByTestId("command-notice").waitFor();
+    await riskRow.getByText("HALTED").waitFor({ timeout: 20000 });
+    await page.getByTestId("overall-state").getByText("HALTED").waitFor();
+    await riskRow.getByText("kill_switch").waitFor();
+    await shot("halted");
+  });
+
+  await step("orders with their state history", async () => {
+    await page.goto(`${url}#/orders`);
+    await page.getByTestId("orders-panel").locator("tbody tr").first().click();
+    await page.getByTestId("order-history").getByText("filled").first().waitFor();
+    await shot("orders");
+  });
+
+  await step("decisions with denial reasons and the command audit", async () => {
+    await page.goto(`${url}#/decisions`);
+    await page.getByTestId("decisions-panel").getByText("position_limit_exceeded").first().waitFor();
+    await page.getByTestId("commands-panel").getByText("e2e: venue incident drill").waitFor();
+    await shot("decisions");
+  });
+
+  await step("symbol view: candles with our fills", async () => {
+    await page.goto(`${url}#/symbol`);
+    await page.getByTestId("candle-chart").locator("canvas").first().waitFor();
+    await shot("symbol");
+  });
+
+  await step("two backtest reports side by side", async () => {
+    await page.goto(`${url}#/reports`);
+    const boxes = page.getByTestId("reports-panel").locator("input[type=checkbox]:not([disabled])");
+    await boxes.nth(0).check();
+    await boxes.nth(1).check();
+    await page.getByTestId("comparison-panel").locator("tr.differs").first().waitFor();
+    await shot("reports");
+  });
+
+  await step("validation runs", async () => {
+    await page.goto(`${url}#/validation`);
+    await page.getByTestId("validation-panel").getByText("passed").first().waitFor();
+    await shot("validation");
+  });
+
+  if (problems.length) throw new Error(problems.join("\n"));
+  console.log(JSON.stringify({ ok: true, results }));
+} catch (error) {
+  await page.screenshot({ path: `${shots}/console-failure.png`, fullPage: true }).catch(() => {});
+  console.log(JSON.stringify({ ok: false, results, error: String(error), problems }));
+  process.exitCode = 1;
+} finally {
+  await context.close();
+}
