@@ -270,7 +270,7 @@ def line_chart(
                 f'<path d="M{x:.1f} {y + sign * 2:.1f}l{-size / 2:g} {sign * size}h{size:g}z" '
                 f'fill="{m.colour}" fill-opacity="0.8">{tip}</path>'
             )
-    body.extend(_legend([(s.label, s.colour) for s in series] + [(m.label, m.colour) for m in markers]))
+    body.extend(_legend([(s.label, s.colour) for s, _ in drawn] + [(m.label, m.colour) for m in markers if m.points]))
     return _svg(height, title, body)
 
 

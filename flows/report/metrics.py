@@ -587,7 +587,8 @@ def compute(results: RunResults) -> ReportMetrics:
         )
         for sym in symbols
     )
-    bh = buy_and_hold_curve(prices, initial, [s.ts for s in samples])
+    # No prices, no benchmark: a flat line at the initial equity would read as a 0% buy-and-hold.
+    bh = buy_and_hold_curve(prices, initial, [s.ts for s in samples]) if any(prices.values()) else []
     start = samples[0].ts if samples else meta.start
     end = samples[-1].ts if samples else meta.end
     return ReportMetrics(

@@ -198,7 +198,7 @@ def daily_curve(m: ReportMetrics, samples: Sequence[tuple[datetime, Decimal, flo
     for ts, equity, dd in samples:
         last_of_day[ts.date().isoformat()] = (ts, equity, dd)
     return [
-        {"ts": ts.isoformat(), "equity": str(eq), "buy_and_hold": str(bh[ts]), "drawdown": dd}
+        {"ts": ts.isoformat(), "equity": str(eq), "buy_and_hold": _dec(bh.get(ts)), "drawdown": dd}
         for ts, eq, dd in last_of_day.values()
     ]
 
