@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 
 from core.clock import require_utc
 from core.symbols import instrument_key
@@ -66,9 +66,17 @@ class InstrumentRules:
     min_notional: Decimal = Decimal(0)
     # Judged once at construction: the gate asks on every order.
     _problem: str | None = field(init=False, repr=False, compare=False, default=None)
+    # True when the step is a power of ten written as one (``0.01``, not ``0.010`` or ``0.5``):
+    # rounding to it is then a single quantize (see risk.gate).
+    _tick_is_unit: bool = field(init=False, repr=False, compare=False, default=False)
+    _step_is_unit: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_problem", self._find_problem())
+        problem = self._find_problem()
+        object.__setattr__(self, "_problem", problem)
+        if problem is None:
+            object.__setattr__(self, "_tick_is_unit", self.price_tick.as_tuple().digits == (1,))
+            object.__setattr__(self, "_step_is_unit", self.amount_step.as_tuple().digits == (1,))
 
     def problem(self) -> str | None:
         """Why these rules cannot be used, or None when they are sound.
@@ -77,6 +85,37 @@ class InstrumentRules:
         'amount_step 0 must be a finite number > 0'
         """
         return self._problem
+
+    def floor_amount(self, amount: Decimal) -> Decimal:
+        """``amount`` rounded down to the amount step, written with the step's exponent (sound
+        rules and a sane amount only).
+
+        >>> InstrumentRules(Decimal("0.01"), Decimal("0.001")).floor_amount(Decimal("0.0129"))
+        Decimal('0.012')
+        """
+        if self._step_is_unit:
+            return _FLOOR.quantize(amount, self.amount_step)
+        return floor_to(amount, self.amount_step)
+
+    def floor_price(self, price: Decimal) -> Decimal:
+        """``price`` rounded down to the tick (a buy's limit: never pay more than asked).
+
+        >>> InstrumentRules(Decimal("0.5"), Decimal("0.001")).floor_price(Decimal("100.7"))
+        Decimal('100.5')
+        """
+        if self._tick_is_unit:
+            return _FLOOR.quantize(price, self.price_tick)
+        return floor_to(price, self.price_tick)
+
+    def ceil_price(self, price: Decimal) -> Decimal:
+        """``price`` rounded up to the tick (a sell's limit: never sell for less than asked).
+
+        >>> InstrumentRules(Decimal("0.01"), Decimal("0.001")).ceil_price(Decimal("100.001"))
+        Decimal('100.01')
+        """
+        if self._tick_is_unit:
+            return _CEILING.quantize(price, self.price_tick)
+        return ceil_to(price, self.price_tick)
 
     def _find_problem(self) -> str | None:
         for name in ("price_tick", "amount_step"):
@@ -112,14 +151,16 @@ class MarketView:
     best_bid: Decimal | None = None
     best_ask: Decimal | None = None
     _problem: str | None = field(init=False, repr=False, compare=False, default=None)
+    _key: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         require_utc(self.ts_event, "MarketView.ts_event")
+        object.__setattr__(self, "_key", instrument_key(self.exchange, self.symbol))
         object.__setattr__(self, "_problem", self._find_problem())
 
     @property
     def key(self) -> str:
-        return instrument_key(self.exchange, self.symbol)
+        return self._key
 
     def age(self, now: datetime) -> timedelta:
         """How old the market data is at ``now`` (negative if it is stamped in the future)."""
@@ -137,3 +178,39 @@ class MarketView:
             if value is not None and not sane_positive(value):
                 return f"{name} {value} of {self.key} must be a finite number > 0"
         return self.rules.problem()
+
+
+# Wide enough for every sane value (|x| and step within 1e-18..1e18 need at most 37 digits), so
+# grid arithmetic is exact and the result can carry the step's exponent ("0.01000", not "0.01").
+_GRID = Context(prec=80)
+# For a step that is one power of ten, quantizing with these is the whole rounding: the same
+# result, in the same exponent, as floor_to / ceil_to, in one C call.
+_FLOOR = Context(prec=80, rounding=ROUND_FLOOR)
+_CEILING = Context(prec=80, rounding=ROUND_CEILING)
+
+
+def floor_to(value: Decimal, step: Decimal) -> Decimal:
+    """Largest multiple of ``step`` not above ``value``, written with the step's exponent.
+
+    >>> floor_to(Decimal("7.9"), Decimal("2.5"))
+    Decimal('7.5')
+    """
+    units = _GRID.divide(value, step).to_integral_value(rounding=ROUND_FLOOR, context=_GRID)
+    result = _GRID.multiply(units, step)
+    # A step that is not a power of ten can make the quotient inexact; never end above value.
+    if result > value:
+        result = _GRID.subtract(result, step)
+    return _GRID.quantize(result, step)
+
+
+def ceil_to(value: Decimal, step: Decimal) -> Decimal:
+    """Smallest multiple of ``step`` not below ``value``, written with the step's exponent.
+
+    >>> ceil_to(Decimal("7.6"), Decimal("2.5"))
+    Decimal('10.0')
+    """
+    units = _GRID.divide(value, step).to_integral_value(rounding=ROUND_CEILING, context=_GRID)
+    result = _GRID.multiply(units, step)
+    if result < value:
+        result = _GRID.add(result, step)
+    return _GRID.quantize(result, step)

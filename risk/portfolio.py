@@ -102,6 +102,27 @@ class Exposure:
 FLAT = Exposure(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO)
 
 
+@dataclass(frozen=True, slots=True)
+class InstrumentBook:
+    """What the gate reads about one instrument of a portfolio, derived once per view and key.
+
+    The ``other_*`` sums are the portfolio's totals less this instrument's share (at its mark), so
+    the gate adds the instrument back at the order's reference price. ``lowest_sell`` /
+    ``highest_buy`` are the extreme prices of our resting limit orders with something left to
+    fill (None when there are none): an order can self-trade only if it reaches past them.
+    """
+
+    exposure: Exposure
+    #: ``max(|long_worst|, |short_worst|)``: the instrument's gross exposure per unit of price.
+    worst_abs: Decimal
+    other_gross: Decimal
+    other_long: Decimal
+    other_short: Decimal
+    orders: tuple[OpenOrder, ...]
+    lowest_sell: Decimal | None
+    highest_buy: Decimal | None
+
+
 class PortfolioView:
     """Read-only view of one account; see the module docstring for how exposure is counted.
 
@@ -111,8 +132,10 @@ class PortfolioView:
 
     __slots__ = (
         "_account",
+        "_books",
         "_client_ids",
         "_equity",
+        "_equity_is_sane",
         "_exposures",
         "_gross",
         "_net_long",
@@ -132,6 +155,7 @@ class PortfolioView:
     ) -> None:
         self._account = account
         self._equity = equity
+        self._equity_is_sane = sane_positive(equity)
         position_list = tuple(positions)
         self._positions: Mapping[str, Position] = MappingProxyType({p.key: p for p in position_list})
         duplicated = len(self._positions) != len(position_list)
@@ -144,6 +168,7 @@ class PortfolioView:
         )
         self._client_ids = frozenset(o.client_order_id for o in self._open_orders)
         self._exposures: Mapping[str, Exposure] = MappingProxyType({})
+        self._books: dict[str, InstrumentBook] = {}
         self._gross = self._net_long = self._net_short = _ZERO
         self._problem = "two positions for one instrument" if duplicated else self._find_problem()
         if self._problem is None:
@@ -190,6 +215,11 @@ class PortfolioView:
         return self._equity
 
     @property
+    def equity_is_sane(self) -> bool:
+        """True when equity is a finite number in [1e-18, 1e18] (judged once, read per order)."""
+        return self._equity_is_sane
+
+    @property
     def positions(self) -> Mapping[str, Position]:
         """Positions by ``exchange:SYMBOL`` key (read-only)."""
         return self._positions
@@ -226,6 +256,42 @@ class PortfolioView:
     def exposure(self, key: str) -> Exposure:
         """The instrument's exposure, or :data:`FLAT` when the account has nothing in it."""
         return self._exposures.get(key, FLAT)
+
+    def book(self, key: str) -> InstrumentBook:
+        """The instrument's :class:`InstrumentBook`, derived on first use and kept (the view is
+        immutable, so every later order in the same instrument reads it for free).
+
+        >>> view = PortfolioView("acct", Decimal("10000"),
+        ...     positions=[Position("binance", "BTC/USDT", Decimal("0.002"), Decimal("60000"))])
+        >>> book = view.book("binance:BTC/USDT")
+        >>> book.worst_abs, book.other_gross, book.lowest_sell
+        (Decimal('0.002'), Decimal('0.000'), None)
+        """
+        found = self._books.get(key)
+        if found is None:
+            found = self._books[key] = self._derive_book(key)
+        return found
+
+    def _derive_book(self, key: str) -> InstrumentBook:
+        # The same expressions (and order of operations) the gate used per order, so results and
+        # their Decimal exponents (which show in denial messages) are unchanged.
+        exp = self.exposure(key)
+        orders = self.orders_for(key)
+        # A view with a problem has unusable numbers (the gate denies before reading its book).
+        usable = () if self._problem is not None else orders
+        resting = [o for o in usable if o.order_type is OrderType.LIMIT and o.remaining > 0]
+        sells = [o.price for o in resting if o.side is Side.SELL]
+        buys = [o.price for o in resting if o.side is Side.BUY]
+        return InstrumentBook(
+            exposure=exp,
+            worst_abs=max(abs(exp.long_worst), abs(exp.short_worst)),
+            other_gross=self._gross - exp.gross_at(exp.mark),
+            other_long=self._net_long - exp.long_worst * exp.mark,
+            other_short=self._net_short - exp.short_worst * exp.mark,
+            orders=orders,
+            lowest_sell=min(sells) if sells else None,
+            highest_buy=max(buys) if buys else None,
+        )
 
     def orders_for(self, key: str) -> tuple[OpenOrder, ...]:
         """Open orders in one instrument."""

@@ -13,6 +13,8 @@ True
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from core.clock import Clock
 
 
@@ -36,20 +38,29 @@ class TokenBucket:
 
     def available(self) -> float:
         """Tokens available now (refilled up to the burst)."""
-        now = self._clock.now()
-        elapsed = (now - self._last).total_seconds()
-        if elapsed > 0:
-            self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
-            self._last = now
+        return self.available_at(self._clock.now())
+
+    def available_at(self, now: datetime) -> float:
+        """Tokens available at ``now``, a time the caller read from this bucket's clock (the gate
+        reads the clock once per order and judges everything at that one instant)."""
+        if now != self._last:  # skips the timedelta arithmetic while the clock stands still
+            elapsed = (now - self._last).total_seconds()
+            if elapsed > 0:
+                self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+                self._last = now
         return self._tokens
 
     def can_take(self) -> bool:
         """True when one token is available; takes nothing."""
-        return self.available() >= 1.0
+        return self.available_at(self._clock.now()) >= 1.0
 
     def try_take(self) -> bool:
         """Take one token if available; False (and nothing taken) otherwise."""
-        if self.available() >= 1.0:
+        return self.try_take_at(self._clock.now())
+
+    def try_take_at(self, now: datetime) -> bool:
+        """:meth:`try_take` at ``now`` (see :meth:`available_at`)."""
+        if self.available_at(now) >= 1.0:
             self._tokens -= 1.0
             return True
         return False
