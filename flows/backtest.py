@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from core.clock import Clock, SystemClock
 from core.deadletter import DeadLetter
 from core.fills import Fill
 from core.orders import ApprovedOrder, Signal
-from core.symbols import timeframe_seconds
 from execution.markets import load_capabilities
 from features.schema import FeatureVector
 from flows.replay import ReplaySource
@@ -52,7 +50,7 @@ from flows.trading import (
     EquitySample,
     InstrumentSetup,
     Mode,
-    SignalSkipped,
+    limits_for_bars,
     trading_steps,
 )
 from models.strategy import EmaCrossRsi, Strategy
@@ -95,18 +93,8 @@ class BacktestConfig:
     mode: Mode = Mode.BACKTEST
 
     def effective_limits(self) -> RiskLimits:
-        """The limits the gate runs with. A candle feed is only as fresh as its timeframe, so with
-        bars from candles the market-data age limits are raised to two bars where they are lower
-        (tick-data limits of seconds would otherwise halt every candle backtest at the first bar)."""
-        if self.bars_from != "candles":
-            return self.limits
-        two_bars = timedelta(seconds=2 * timeframe_seconds(self.timeframe))
-        breakers = self.limits.breakers.model_copy(
-            update={"market_data_max_age": max(self.limits.breakers.market_data_max_age, two_bars)}
-        )
-        return self.limits.model_copy(
-            update={"max_market_data_age": max(self.limits.max_market_data_age, two_bars), "breakers": breakers}
-        )
+        """The limits the gate runs with (see :func:`flows.trading.limits_for_bars`)."""
+        return limits_for_bars(self.limits, self.bars_from, self.timeframe)
 
     def settings_summary(self) -> dict[str, str]:
         """What the report shows of the configuration (stable, text)."""
@@ -271,7 +259,7 @@ def results_of(config: BacktestConfig, into: Collected, events: int) -> tuple[Ru
     decisions: list[RiskDecision] = []
     letters: list[DeadLetter] = []
     prices: dict[str, list[PricePoint]] = {}
-    counts = {"signals": 0, "signals_skipped": 0, "approved": 0, "denied": 0, "orders": 0, "fills": 0}
+    counts = {"signals": 0, "approved": 0, "denied": 0, "fills": 0}
     for item in into.items:
         if isinstance(item, EquitySample):
             equity.append(ReportEquity(item.ts, item.equity, item.cash, item.exposure))
@@ -289,8 +277,6 @@ def results_of(config: BacktestConfig, into: Collected, events: int) -> tuple[Ru
             prices.setdefault(item.key.split(":", 1)[1], []).append(item.point)
         elif isinstance(item, Signal):
             counts["signals"] += 1
-        elif isinstance(item, SignalSkipped):
-            counts["signals_skipped"] += 1
     counts["fills"] = len(fills)
     counts["dead_letters"] = len(letters)
     if not equity:

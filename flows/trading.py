@@ -42,7 +42,16 @@ from core.deadletter import DeadLetter
 from core.events import BookDelta, BookSnapshot, Candle, MarketEvent, Quote, Side, Trade
 from core.fills import Fill, OrderEvent
 from core.money import quantize_down
-from core.orders import ApprovedOrder, CancelAllOrders, KillSwitch, OrderIntent, ResetBreaker, Signal
+from core.orders import (
+    ApprovedOrder,
+    CancelAllOrders,
+    DenialReason,
+    KillSwitch,
+    OrderDenied,
+    OrderIntent,
+    ResetBreaker,
+    Signal,
+)
 from core.symbols import timeframe_seconds
 from core.wire import encode, topic_for
 from execution.manager import OrderManager
@@ -61,8 +70,9 @@ from flows.store import Decoded
 from models.strategy import Strategy
 from quality.contracts import KeyContracts, check_event
 from risk.config import RiskLimits
-from risk.decisions import DecisionKind, RiskDecision
+from risk.decisions import DecisionKind, RiskDecision, record
 from risk.engine import RiskEngine
+from risk.gate import decision_id
 from risk.market import MarketView
 from risk.sizing import propose, propose_amount
 
@@ -97,14 +107,6 @@ class EquitySample:
 
 
 @dataclass(frozen=True, slots=True)
-class SignalSkipped:
-    """A signal that produced no intent, and why (e.g. an exit signal with nothing to sell)."""
-
-    signal: Signal
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class ShadowOrder:
     """An approved order that shadow mode published instead of submitting."""
 
@@ -113,7 +115,7 @@ class ShadowOrder:
 
 InstrumentOut = MarketEvent | FeatureVector | Signal | DeadLetter | KillSwitch | ResetBreaker
 AccountIn = MarketEvent | Signal | KillSwitch | ResetBreaker
-AccountOut = RiskDecision | ApprovedOrder | OrderPlaced | OrderEvent | Fill | EquitySample | SignalSkipped | ShadowOrder
+AccountOut = RiskDecision | ApprovedOrder | OrderPlaced | OrderEvent | Fill | EquitySample | ShadowOrder
 
 
 # ----------------------------------------------------------------------------------------------
@@ -378,14 +380,14 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
     # -- signals -------------------------------------------------------------------------------
 
     def _on_signal(self, state: AccountState, setup: AccountSetup, signal: Signal, out: list[AccountOut]) -> None:
+        """Every signal ends in a risk decision: judged by the gate, or denied here when it cannot
+        become an order (no market yet, nothing to sell, sized to nothing)."""
         market = state.markets.get(signal.key)
-        if market is None:
-            out.append(SignalSkipped(signal, "market_unknown"))
-            return
         intent = self._intent(state, setup, signal, market)
-        if isinstance(intent, str):
-            out.append(SignalSkipped(signal, intent))
+        if isinstance(intent, OrderDenied):
+            out.append(record(intent, state.engine.state))
             return
+        assert market is not None
         outcome, decision = state.engine.evaluate(intent, state.manager.view(), market)
         out.append(decision)
         if not isinstance(outcome, ApprovedOrder):
@@ -399,23 +401,24 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             out.append(OrderPlaced(outcome))
 
     def _intent(
-        self, state: AccountState, setup: AccountSetup, signal: Signal, market: MarketView
-    ) -> OrderIntent | str:
-        rules = market.rules
+        self, state: AccountState, setup: AccountSetup, signal: Signal, market: MarketView | None
+    ) -> OrderIntent | OrderDenied:
         portfolio = state.manager.portfolio
+        if market is None:
+            return _denied(signal, state, "market_unknown", f"no market data for {signal.key} yet")
+        rules = market.rules
         if signal.side is Side.SELL:
             holding = portfolio.holdings().get(signal.key)
             held = Decimal(0) if holding is None else holding.amount
             amount = quantize_down(held, rules.amount_step)
             if amount <= 0:
-                return "nothing_to_sell"
+                return _denied(signal, state, "nothing_to_sell", f"exit signal while holding {held} of {signal.key}")
             return propose(signal, amount)
-        amount = propose_amount(
-            signal, equity=portfolio.equity, price=market.reference_price, limits=setup.limits.sizing
-        )
+        equity = portfolio.equity
+        amount = propose_amount(signal, equity=equity, price=market.reference_price, limits=setup.limits.sizing)
         amount = quantize_down(amount, rules.amount_step)
         if amount <= 0:
-            return "sized_to_zero"
+            return _denied(signal, state, "sized_to_zero", f"sizing gave less than one step at equity {equity:.2f}")
         return propose(signal, amount)
 
     # -- records -------------------------------------------------------------------------------
@@ -442,6 +445,13 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
         return self._state
 
 
+def _denied(signal: Signal, state: AccountState, code: str, detail: str) -> OrderDenied:
+    """A signal that cannot become an order, denied with its reason (a zero-amount intent cites it)."""
+    intent = propose(signal, Decimal(0))
+    now = state.clock.now()
+    return OrderDenied(intent, (DenialReason(code, detail),), decision_id(intent.client_order_id, now), now)
+
+
 def _price_of(event: MarketEvent) -> Decimal | None:
     if isinstance(event, Trade):
         return event.price
@@ -450,6 +460,27 @@ def _price_of(event: MarketEvent) -> Decimal | None:
     if isinstance(event, Quote):
         return (event.bid_price + event.ask_price) / 2
     return None
+
+
+def limits_for_bars(limits: RiskLimits, bars_from: str, timeframe: str) -> RiskLimits:
+    """The limits the gate runs with. A candle feed is only as fresh as its timeframe, so with bars
+    from candles the market-data age limits are raised to two bars where they are lower (limits of
+    seconds, right for ticks, would halt every candle feed at its first bar).
+
+    >>> limits_for_bars(RiskLimits(), "candles", "1h").max_market_data_age
+    datetime.timedelta(seconds=7200)
+    >>> limits_for_bars(RiskLimits(), "trades", "1h") == RiskLimits()
+    True
+    """
+    if bars_from != "candles":
+        return limits
+    two_bars = timedelta(seconds=2 * timeframe_seconds(timeframe))
+    breakers = limits.breakers.model_copy(
+        update={"market_data_max_age": max(limits.breakers.market_data_max_age, two_bars)}
+    )
+    return limits.model_copy(
+        update={"max_market_data_age": max(limits.max_market_data_age, two_bars), "breakers": breakers}
+    )
 
 
 # ----------------------------------------------------------------------------------------------

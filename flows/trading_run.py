@@ -1,0 +1,254 @@
+"""The trading flow on Kafka: ``python -m bytewax.run "flows.trading_run:trading_flow()"`` or ``bot4 run``.
+
+Market data from the ``md.*`` topics (merged by event time per partition index) and operator
+commands from ``control.commands.v1`` go through :func:`flows.trading.trading_steps`; every stage's
+records go out: ``features.v1``, ``signals.v1``, ``risk.decisions.v1``, ``orders.v1``,
+``fills.v1`` (order events and fills), ``orders.shadow.v1`` (shadow mode), ``dlq.v1``; and into
+PostgreSQL: ``signals``, ``risk_decisions``, ``orders``, ``order_events``, ``fills``, ``equity``.
+Recovery is Bytewax's (``-r DIR``): the instrument and account states are the snapshots, the
+sources keep their offsets, and the order manager refuses a client order id it already holds, so
+a restart sends no order twice.
+
+The mode comes from ``BOT4_MODE`` (``paper`` by default). ``live`` trades on the exchange through
+ccxt and is refused unless ``BOT4_EXCHANGE__LIVE_TRADING_ENABLED=true`` and the keys are set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import bytewax.operators as op
+import orjson
+import psycopg
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from core.clock import Clock, SystemClock
+from core.deadletter import DeadLetter
+from core.errors import ConfigError, WireFormatError
+from core.fills import Fill, OrderEvent
+from core.orders import ApprovedOrder, KillSwitch, ResetBreaker, Signal
+from execution.markets import load_capabilities
+from flows.aligned_source import AlignedKafkaSource
+from flows.backtest import strategies_for
+from flows.control import CONTROL_TOPIC, decode_command
+from flows.dlq import Inbound, dead_letter
+from flows.dlq import to_kafka as dead_letter_message
+from flows.execution import OrderPlaced, execution_message, write_execution
+from flows.features import CANDLE_TOPICS, FEATURES_TOPIC, TRADE_TOPICS, FeatureRowSink, vectors_to_kafka
+from flows.kafka_io import CheckedKafkaSink, InboundKafkaSource, OutMessage
+from flows.metrics import ensure_server
+from flows.models import encode_signal
+from flows.risk_step import RiskDecisionSink, decision_message, order_message
+from flows.settings import Bot4Settings, load_settings
+from flows.store import REFUSED_KEY, decode_batch
+from flows.trading import (
+    AccountSetup,
+    EquitySample,
+    InstrumentSetup,
+    Mode,
+    ShadowOrder,
+    limits_for_bars,
+    trading_steps,
+)
+from risk.decisions import RiskDecision
+
+SIGNALS_TOPIC = "signals.v1"
+SHADOW_TOPIC = "orders.shadow.v1"
+
+
+def account_setup(settings: Bot4Settings, mode: Mode) -> AccountSetup:
+    """The configured account: limits, the cached market rules, starting cash, and its venue."""
+    trading = settings.trading
+    caps = load_capabilities(trading.markets_dir / f"{trading.exchange}.json", trading.symbols)
+    live_venue = None
+    if mode is Mode.LIVE:
+        from execution.ccxt_venue import CcxtVenueConfig, LiveCcxtVenue
+
+        exchange = settings.exchange
+        config = CcxtVenueConfig(
+            exchange=trading.exchange,  # type: ignore[arg-type]
+            account=trading.account,
+            symbols=trading.symbols,
+            api_key=exchange.api_key,
+            api_secret=exchange.api_secret,
+            testnet=exchange.testnet,
+            live_trading_enabled=exchange.live_trading_enabled,
+        )
+        LiveCcxtVenue._check_settings(config)  # refuse before anything starts, with the reason
+
+        def live_venue() -> LiveCcxtVenue:
+            return LiveCcxtVenue(config, clock=SystemClock())
+
+    return AccountSetup(
+        trading.account,
+        limits_for_bars(settings.risk, trading.bars_from, trading.timeframe),
+        caps,
+        {trading.quote_currency: trading.initial_cash},
+        trading.quote_currency,
+        mode,
+        live_venue,
+    )
+
+
+def _commands(batch: list[Inbound | DeadLetter], clock: Clock) -> list[KillSwitch | ResetBreaker | DeadLetter]:
+    """Operator commands from the control topic; a malformed one becomes a dead letter."""
+    out: list[KillSwitch | ResetBreaker | DeadLetter] = []
+    for item in batch:
+        if isinstance(item, DeadLetter):
+            out.append(item)
+            continue
+        try:
+            out.append(decode_command(item.value))
+        except WireFormatError as exc:
+            out.append(dead_letter("control", exc.reason, exc.detail, item, clock))
+    return out
+
+
+def _messages(batch: list[Any], prefix: str) -> list[OutMessage]:
+    """Each account-step record as its Kafka message (records with no topic are skipped)."""
+    out: list[OutMessage] = []
+    for item in batch:
+        if isinstance(item, RiskDecision):
+            out.append(decision_message(item, prefix))
+        elif isinstance(item, ApprovedOrder):
+            out.append(order_message(item, prefix))
+        elif isinstance(item, Fill | OrderEvent):
+            out.append(execution_message(item, prefix))
+        elif isinstance(item, ShadowOrder):
+            message = order_message(item.order, prefix)
+            out.append(OutMessage(prefix + SHADOW_TOPIC, message.key, message.value))
+    return out
+
+
+def write_trading_rows(conninfo: str, items: Sequence[Any]) -> None:
+    """Orders, order events, fills (through the execution writer) and equity samples, idempotently."""
+    execution = [i for i in items if isinstance(i, OrderPlaced | OrderEvent | Fill)]
+    if execution:
+        write_execution(conninfo, execution)
+    samples = [i for i in items if isinstance(i, EquitySample)]
+    if samples:
+        with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO equity (account, ts_event, equity, cash, gross_exposure, net_exposure, realized_pnl,"
+                " unrealized_pnl, peak_equity, drawdown) VALUES (%s, %s, %s, %s, %s, %s, 0, 0, %s, %s)"
+                " ON CONFLICT (account, ts_event) DO NOTHING",
+                [
+                    (s.account, s.ts, s.equity, s.cash, s.exposure, s.exposure, s.equity + s.drawdown, s.drawdown)
+                    for s in samples
+                ],
+            )
+
+
+def write_signals(conninfo: str, signals: Sequence[Signal]) -> None:
+    """The ``signals`` table (natural key strategy, instrument, time: a replay adds nothing)."""
+    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO signals (strategy, account, exchange, symbol, side, strength, confidence, model_version,"
+            " reasons, ts_event) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [
+                (
+                    s.strategy,
+                    s.account,
+                    s.exchange,
+                    s.symbol,
+                    s.side.value,
+                    s.strength,
+                    s.confidence,
+                    s.model_version,
+                    orjson.dumps(list(s.reasons)).decode(),
+                    s.ts_event,
+                )
+                for s in signals
+            ],
+        )
+
+
+class _RowsPartition(StatelessSinkPartition[Any]):
+    def __init__(self, conninfo: str, writer: Any) -> None:
+        self._conninfo = conninfo
+        self._writer = writer
+
+    def write_batch(self, items: list[Any]) -> None:
+        if items:
+            self._writer(self._conninfo, items)
+
+
+class RowsSink(DynamicSink[Any]):
+    """A PostgreSQL sink around one of the idempotent writers above."""
+
+    def __init__(self, conninfo: str, writer: Any) -> None:
+        self._conninfo = conninfo
+        self._writer = writer
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RowsPartition:
+        return _RowsPartition(self._conninfo, self._writer)
+
+
+def trading_flow(
+    settings: Bot4Settings | None = None,
+    *,
+    tail: bool = True,
+    clock: Clock | None = None,
+    source: Source[Inbound | DeadLetter] | None = None,
+    commands: Source[Inbound | DeadLetter] | None = None,
+    batch_size: int = 5000,
+) -> Dataflow:
+    """Build the trading dataflow for ``settings.mode`` (``backtest`` is ``bot4 backtest``'s)."""
+    settings = settings or load_settings()
+    mode = Mode(settings.mode)
+    if mode is Mode.BACKTEST:
+        raise ConfigError("BOT4_MODE=backtest runs through `bot4 backtest FILES`, not on Kafka topics")
+    clock = clock or SystemClock()
+    trading = settings.trading
+    account = account_setup(settings, mode)
+    ensure_server(settings.metrics_port)
+    kafka = settings.kafka
+    prefix = kafka.topic_prefix
+    flow = Dataflow("bot4_trading")
+    if source is None:
+        md_topics = TRADE_TOPICS if trading.bars_from == "trades" else CANDLE_TOPICS
+        source = AlignedKafkaSource(kafka, [kafka.topic(t) for t in md_topics], tail=tail, batch_size=batch_size)
+    if commands is None:
+        commands = InboundKafkaSource(kafka, [kafka.topic(CONTROL_TOPIC)], tail=tail, clock=clock)
+    known = frozenset(f"{trading.exchange}:{s}" for s in trading.symbols)
+    inbound = op.input("md_in", flow, source)
+    decoded = op.flat_map_batch("decode", inbound, lambda batch: decode_batch(batch, known, clock))
+    instrument = InstrumentSetup(
+        timeframe=trading.timeframe,
+        bars_from=trading.bars_from,
+        strategies=strategies_for(trading.strategies, trading.account),
+        known_keys=known,
+    )
+    control = op.flat_map_batch("commands", op.input("control_in", flow, commands), lambda b: _commands(b, clock))
+    command_stream: Stream[Any] = op.filter("valid_commands", control, lambda c: not isinstance(c, DeadLetter))
+    bad_commands: Stream[DeadLetter] = op.flat_map_batch(
+        "bad_commands", control, lambda b: [c for c in b if isinstance(c, DeadLetter)]
+    )
+    out = trading_steps("trading", decoded, instrument, [account], clock, commands=command_stream)
+    refused = op.flat_map_batch(
+        "refused", decoded, lambda batch: [v for k, v in batch if k == REFUSED_KEY and isinstance(v, DeadLetter)]
+    )
+    letters = op.merge("dead_letters", out.dead_letters, refused, bad_commands)
+    dlq_topic = kafka.topic("dlq.v1")
+    features_topic = kafka.topic(FEATURES_TOPIC)
+    signals_topic = kafka.topic(SIGNALS_TOPIC)
+    messages = op.merge(
+        "to_kafka",
+        op.flat_map_batch("encode_vectors", out.vectors, lambda b: vectors_to_kafka(b, features_topic)),
+        op.map("encode_signals", out.signals, lambda s: OutMessage(signals_topic, s.key.encode(), encode_signal(s))),
+        op.flat_map_batch("encode_account", out.account, lambda b: _messages(b, prefix)),
+        op.map("encode_dlq", letters, lambda d: OutMessage(*dead_letter_message(d, dlq_topic))),
+    )
+    op.output("kafka_out", messages, CheckedKafkaSink(kafka))
+    conninfo = settings.postgres.conninfo()
+    decisions: Stream[RiskDecision] = op.flat_map_batch(
+        "decisions", out.account, lambda b: [r for r in b if isinstance(r, RiskDecision)]
+    )
+    op.output("decision_rows", decisions, RiskDecisionSink(conninfo))
+    op.output("trading_rows", out.account, RowsSink(conninfo, write_trading_rows))
+    op.output("signal_rows", out.signals, RowsSink(conninfo, write_signals))
+    op.output("feature_rows", out.vectors, FeatureRowSink(conninfo))
+    return flow
