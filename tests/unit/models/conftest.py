@@ -6,9 +6,12 @@ The candles are ``$BOT4_SHARED_DATA/candles/binance-1m-2021/{BTC,ETH}_USDT-1m.js
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,9 +33,32 @@ def candles_file(symbol: str) -> Path:
     return path
 
 
-def real_vectors(symbol: str, limit: int) -> list[FeatureVector]:
-    """Feature vectors of the first ``limit`` 1m candles of ``symbol`` (BTC or ETH) against USDT."""
-    rows = json.loads(candles_file(symbol).read_text())[:limit]
+def _cache_key(path: Path, limit: int) -> str:
+    """Changes with the candles file and with any source file of the feature computation."""
+    digest = hashlib.sha256(f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}:{limit}".encode())
+    for source in sorted((REPO / "features").rglob("*.py")) + sorted((REPO / "core").glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def real_vectors(symbol: str, limit: int, cache_dir: Path | None = None) -> list[FeatureVector]:
+    """Feature vectors of the first ``limit`` 1m candles of ``symbol`` (BTC or ETH) against USDT.
+
+    With ``cache_dir`` the vectors are kept in a pickle named after the data file and the feature
+    code, so a rerun skips the feature computation unless either changed.
+    """
+    path = candles_file(symbol)
+    cached = cache_dir / f"vectors-{symbol}-{_cache_key(path, limit)}.pickle" if cache_dir else None
+    if cached is not None and cached.is_file():
+        return pickle.loads(cached.read_bytes())
+    out = _compute(path, symbol, limit)
+    if cached is not None:
+        cached.write_bytes(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+    return out
+
+
+def _compute(path: Path, symbol: str, limit: int) -> list[FeatureVector]:
+    rows = json.loads(path.read_text())[:limit]
     engine = FeatureEngine("1m", bars_from="candles")
     out: list[FeatureVector] = []
     for ts_ms, o, h, low, c, v in rows:
@@ -46,18 +72,20 @@ def real_vectors(symbol: str, limit: int) -> list[FeatureVector]:
     return out
 
 
-_CACHE: dict[str, list[FeatureVector]] = {}
+_CACHE: dict[str, tuple[int, list[FeatureVector]]] = {}
 FULL = 20_000
 
 
 @pytest.fixture(scope="session")
-def vectors() -> Callable[[str, int], list[FeatureVector]]:
-    """``vectors("BTC", n)``: the first ``n`` real vectors of the first 20,000 candles (cached per session)."""
+def vectors(request: pytest.FixtureRequest) -> Callable[[str, int], list[FeatureVector]]:
+    """``vectors("ETH", n)``: the real vectors of the first ``n`` candles (cached per session and on disk)."""
+    cache_dir = Path(request.config.cache.mkdir("bot4_models_vectors"))
 
     def get(symbol: str, n: int) -> list[FeatureVector]:
-        if symbol not in _CACHE:
-            _CACHE[symbol] = real_vectors(symbol, FULL)
-        return _CACHE[symbol][:n]
+        cached = _CACHE.get(symbol)
+        if cached is None or cached[0] < n:
+            cached = _CACHE[symbol] = (n, real_vectors(symbol, n, cache_dir))
+        return [v for v in cached[1] if v.ts_event <= cached[1][0].ts_event + timedelta(minutes=n - 1)]
 
     return get
 

@@ -114,7 +114,7 @@ def test_a_model_given_the_label_early_scores_far_better_so_the_delay_is_real(bt
 
 def test_snapshot_and_restore_mid_stream_gives_identical_outputs_to_never_stopping(btc_20k):
     cfg = ModelsConfig(models=("logreg", "hat", "majority", "persistence", "ta_rule"), horizon=5, scores_every=100)
-    vectors = btc_20k[:1600]
+    vectors = btc_20k[:1200]
 
     def fresh() -> InstrumentModels:
         return InstrumentModels(KEY, cfg, [EmaCrossRsi("paper"), ModelStrategy("paper", model="logreg")])
@@ -123,9 +123,9 @@ def test_snapshot_and_restore_mid_stream_gives_identical_outputs_to_never_stoppi
     engine = fresh()
     outs = run(engine, vectors[:600])
     engine = pickle.loads(pickle.dumps(engine))
-    outs += run(engine, vectors[600:1100])
+    outs += run(engine, vectors[600:900])
     engine = pickle.loads(pickle.dumps(engine))
-    outs += run(engine, vectors[1100:])
+    outs += run(engine, vectors[900:])
     assert outs == whole
     kinds = {type(o).__name__ for o in whole}
     assert {"Prediction", "ScoreRecord", "Signal"} <= kinds

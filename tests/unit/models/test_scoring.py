@@ -166,7 +166,7 @@ def test_warm_start_after_live_vectors_or_without_timestamps_is_refused(btc_20k)
 def test_prequential_scores_of_every_model_and_baseline_on_real_btc_are_computed_and_recorded(
     btc_20k, tmp_path, record_property
 ):
-    """20,000 bars for the logistic pipeline and the baselines, 1,500 for the trees (they cost 0.4-2 ms
+    """20,000 bars for the logistic pipeline and the baselines, 1,000 for the trees (they cost 0.4-2 ms
     a bar). The assertions are about the machinery, not about a hoped-for edge."""
     h = 5
     cfg = ModelsConfig(models=("logreg", "majority", "persistence", "ta_rule"), horizon=h, dead_zone=0.0005)
@@ -174,11 +174,11 @@ def test_prequential_scores_of_every_model_and_baseline_on_real_btc_are_computed
     for v in btc_20k[:20_000]:
         fast.update(v)
     trees = InstrumentModels(KEY, cfg.model_copy(update={"models": ("hat", "arf", "majority")}))
-    for v in btc_20k[:1500]:
+    for v in btc_20k[:1000]:
         trees.update(v)
     table = [
         {"bars": bars, **asdict(r)}
-        for bars, engine in ((20_000, fast), (1500, trees))
+        for bars, engine in ((20_000, fast), (1000, trees))
         for r in engine.scores(btc_20k[bars - 1].ts_event)
     ]
     for row in table:
