@@ -169,6 +169,29 @@ def store_cmd(
         _run(store_flow(settings, tail=True), workers, settings.data_dir / "recovery" / "store")
 
 
+@app.command("run")
+def run_cmd(
+    drain: Annotated[bool, typer.Option(help="Stop at the end of the topics instead of following them.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Bytewax workers in this process.")] = 1,
+    recovery: Annotated[Path | None, typer.Option(help="Recovery folder (created if new).")] = None,
+) -> None:
+    """The trading flow on Kafka in BOT4_MODE (paper by default; shadow; live only with explicit opt-in).
+
+    Same as `python -m bytewax.run "flows.trading_run:trading_flow()"`; see docs/operations.md.
+    """
+    from core.errors import ConfigError
+    from flows.trading_run import trading_flow
+
+    settings = _settings()
+    try:
+        flow = trading_flow(settings, tail=not drain)
+    except ConfigError as exc:
+        console.print(f"[red]trading refused: {exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"trading flow: mode {settings.mode}, account {settings.trading.account}, {settings.trading.symbols}")
+    _run(flow, workers, recovery)
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the store and summary go.")] = Path("out/demo"),

@@ -22,7 +22,7 @@ from core.events import Candle
 from flows.replay.source import ReplayFile
 from flows.settings import load_settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out_console = Console(width=140)
 
 

@@ -53,3 +53,31 @@ def test_bot4_demo_command_prints_the_summary(tmp_path):
     assert result.exit_code == 0, result.output
     assert "binance:BTC/USDT" in result.output and "9757" in result.output
     assert (tmp_path / "summary.json").exists()
+    assert "total return" in result.output and (tmp_path / "trading" / "report.html").exists()
+
+
+def test_the_demo_trades_the_bundled_candles_and_writes_a_report_with_the_metrics(tmp_path):
+    from flows.demo import run_trading_demo
+
+    run = run_trading_demo(tmp_path)
+    report = json.loads(run.report_json.read_text())
+    metrics = report["metrics"]
+    for name in (
+        "sharpe",
+        "sortino",
+        "calmar",
+        "max_drawdown_pct",
+        "win_rate",
+        "profit_factor",
+        "exposure_time",
+        "turnover",
+        "fees",
+        "buy_and_hold_return",
+        "total_return",
+    ):
+        assert name in metrics, name
+    assert metrics["trades"] > 0 and metrics["risk_approvals"] > 0
+    assert sorted(s["symbol"] for s in report["per_symbol"]) == ["BTC/USDT", "ETH/USDT"]
+    html = run.report_html.read_text()
+    assert "<svg" in html and "http://" not in html and "https://" not in html
+    assert report["metadata"]["mode"] == "paper"
