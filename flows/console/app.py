@@ -40,6 +40,15 @@ UI_DIR = Path(__file__).resolve().parents[2] / "console" / "dist"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _HEARTBEAT_S = 15.0
 Limit = Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)]
+_COMMAND_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schema.ErrorDetail, "description": "the body is not valid JSON"},
+    401: {"model": schema.ErrorDetail, "description": "no token, or the wrong one"},
+    403: {
+        "model": schema.ErrorDetail,
+        "description": "commands disabled (no token configured, read-only) or cross-origin",
+    },
+    415: {"model": schema.ErrorDetail, "description": "not a JSON body (form posts are refused)"},
+}
 ABSENT = [
     "model scores: no model output is stored yet (issue 4)",
     "pause/resume of a strategy: the command path has kill_switch and reset_breaker only",
@@ -79,6 +88,10 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
             "strings, times ISO 8601 UTC. Commands need `Authorization: Bearer <token>`."
         ),
         lifespan=lifespan,
+        responses={
+            400: {"model": schema.ErrorDetail, "description": "a parameter PostgreSQL cannot take (e.g. a NUL byte)"},
+            503: {"model": schema.ErrorDetail, "description": "PostgreSQL did not answer"},
+        },
     )
     hosts = sorted({"127.0.0.1", "localhost", settings.console.host})
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=["*"] if "0.0.0.0" in hosts else hosts)
@@ -101,6 +114,10 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         pg = settings.postgres
         detail = f"PostgreSQL at {pg.host}:{pg.port}/{pg.dbname} did not answer: {str(exc).splitlines()[0]}"
         return JSONResponse({"detail": detail}, status_code=503)
+
+    @app.exception_handler(psycopg.DataError)
+    async def refused_value(_: Request, exc: psycopg.DataError) -> JSONResponse:
+        return JSONResponse({"detail": f"PostgreSQL refused a parameter: {str(exc).splitlines()[0]}"}, 400)
 
     @contextmanager
     def connection() -> Iterator[queries.Conn]:
@@ -145,7 +162,12 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         with connection() as conn:
             return queries.orders(conn, account=account, symbol=symbol, status=status, side=side, limit=limit)
 
-    @app.get("/api/orders/{client_order_id}", response_model=schema.OrderDetail, tags=["orders"])
+    @app.get(
+        "/api/orders/{client_order_id}",
+        response_model=schema.OrderDetail,
+        tags=["orders"],
+        responses={404: {"model": schema.ErrorDetail}},
+    )
     def order(client_order_id: str) -> schema.OrderDetail:
         """One order with its state history (order_events) and its fills."""
         with connection() as conn:
@@ -211,14 +233,14 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
 
     @app.get("/api/candles", response_model=schema.SymbolChart, tags=["data"])
     def candles(
-        key: Annotated[str, Query(description="exchange:SYMBOL, e.g. binance:BTC/USDT")],
+        key: Annotated[
+            str, Query(description="exchange:SYMBOL, e.g. binance:BTC/USDT", pattern=r"^[^:\x00]+:[^\x00]+$")
+        ],
         interval: Annotated[int, Query(ge=1, le=86_400)] = 60,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     ) -> schema.SymbolChart:
         """Candles built from the stored trades, and our fills in the same span."""
-        exchange, _, symbol = key.partition(":")
-        if not exchange or not symbol:
-            raise HTTPException(422, f"key {key!r} is not exchange:SYMBOL")
+        exchange, _, symbol = key.partition(":")  # the pattern guarantees both parts
         with connection() as conn:
             bars = queries.candles(conn, exchange, symbol, interval, limit)
             ours = queries.fills_between(conn, exchange, symbol, bars[0].ts) if bars else []
@@ -230,7 +252,12 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         with connection() as conn:
             return queries.validation_runs(conn, limit)
 
-    @app.get("/api/validation/{run_id}/report/{name}", tags=["validation"], response_class=FileResponse)
+    @app.get(
+        "/api/validation/{run_id}/report/{name}",
+        tags=["validation"],
+        response_class=FileResponse,
+        responses={404: {"model": schema.ErrorDetail}},
+    )
     def validation_report(run_id: str, name: str) -> FileResponse:
         """A page of a validation run's offline report (its index.html, one page per table, summary.json)."""
         with connection() as conn:
@@ -244,14 +271,24 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         """Backtest report folders under the reports directory, newest first."""
         return _list_reports(settings.console.reports_dir)
 
-    @app.get("/api/reports/{name}/{file}", tags=["reports"], response_class=FileResponse)
+    @app.get(
+        "/api/reports/{name}/{file}",
+        tags=["reports"],
+        response_class=FileResponse,
+        responses={404: {"model": schema.ErrorDetail}},
+    )
     def report_file(name: str, file: str) -> FileResponse:
         """A file of one report folder (report.json, report.html and what the page links to)."""
         if not _SAFE_NAME.match(name):
             raise HTTPException(404, f"no report named {name!r}")
         return _file_in(settings.console.reports_dir / name, file, None)
 
-    @app.get("/api/events", tags=["live"], response_class=StreamingResponse)
+    @app.get(
+        "/api/events",
+        tags=["live"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}, 503: {"model": schema.ErrorDetail}},
+    )
     async def events(request: Request) -> StreamingResponse:
         """Server-sent events from Kafka: fills and order events (fills.v1), approved orders (orders.v1),
         risk decisions (risk.decisions.v1) and operator commands (control.commands.v1)."""
@@ -286,7 +323,7 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         status_code=202,
         tags=["commands"],
         dependencies=[authorized],
-        responses={401: {"description": "no or wrong token"}, 403: {"description": "commands disabled"}},
+        responses=_COMMAND_REFUSALS,
     )
     def kill(body: schema.KillRequest) -> schema.CommandAccepted:
         """KILL SWITCH: halt the account (or '*': every account) and cancel every open order."""
@@ -299,7 +336,7 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         status_code=202,
         tags=["commands"],
         dependencies=[authorized],
-        responses={401: {"description": "no or wrong token"}, 403: {"description": "commands disabled"}},
+        responses=_COMMAND_REFUSALS,
     )
     def reset(body: schema.ResetRequest) -> schema.CommandAccepted:
         """Close a tripped breaker (kill_switch after a kill, drawdown after a drawdown halt), with a reason."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from core.events import Side
 from core.fills import Fill as DomainFill
@@ -286,17 +287,13 @@ def decisions(
     where, params = _where({"account": account, "kind": kind})
     if reason is not None:
         where += (" AND" if where else " WHERE") + " reasons @> %s::jsonb"
-        params.append(f'[{{"code": "{_json_string(reason)}"}}]')
+        params.append(Jsonb([{"code": reason}]))
     rows = _rows(
         conn,
         f"SELECT * FROM risk_decisions{where} ORDER BY ts_event DESC, decision_id LIMIT %s",
         [*params, min(limit, MAX_LIMIT)],
     )
     return [_decision(r) for r in rows]
-
-
-def _json_string(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 _BREAKER_CHANGE = re.compile(r"(?P<name>[a-z_]+) (?P<before>[a-z_]+)->(?P<after>[a-z_]+): (?P<reason>.*)")

@@ -18,6 +18,12 @@ class _Out(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class ErrorDetail(_Out):
+    """Why a request was refused or failed (one sentence naming the value and what was expected)."""
+
+    detail: str
+
+
 class ConsoleInfo(_Out):
     """What the UI needs to know about this server (no secret, only whether one is set)."""
 
