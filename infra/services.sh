@@ -775,7 +775,12 @@ prom_ready_check() {
 prom_up() {
   local pid t0
   if pid="$(prom_pid)"; then
-    say "prometheus: already running (pid $pid) on $HOST:$PROM_PORT; nothing to start"
+    # Like Kafka's topics: a second `up` still applies what changed in the checkout (template,
+    # rules), checked by promtool first, through the lifecycle endpoint.
+    prom_write_config
+    curl -fsS --max-time 10 -X POST "http://$HOST:$PROM_PORT/-/reload" >>"$P_LOG" 2>&1 ||
+      die_with_log "prometheus: POST /-/reload failed on $HOST:$PROM_PORT" "$P_LOG"
+    say "prometheus: already running (pid $pid) on $HOST:$PROM_PORT; configuration and rules reloaded"
     return 0
   fi
   t0="$(now)"

@@ -3,7 +3,9 @@ agree with what landed in Kafka and PostgreSQL; instrument labels stay bounded."
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +22,7 @@ from flows.ingest import replay_flow
 from flows.settings import QualitySettings
 from flows.storage.migrate import migrate
 from flows.store import store_flow
-from tests.support.prom import query, scraped_metrics_server, wait_until_scraped
+from tests.support.prom import prometheus_url, query, rule_exprs, scraped_metrics_server, wait_until_scraped
 
 from .conftest import make_settings, scalar, topic_message_count
 
@@ -107,3 +109,12 @@ def test_a_thousand_unknown_symbols_stay_within_the_allowed_label_values(
     promql = f'count(bot4_last_event_timestamp_seconds{{instance="{scraped_instance}",stage="storage"}})'
     assert wait_until_scraped(promql, float(len(keys))) is not None
     assert len(keys) <= len(allowed) + 1
+
+
+def test_the_running_prometheus_loaded_every_rule_of_the_repository_and_evaluates_them():
+    with urllib.request.urlopen(f"{prometheus_url()}/api/v1/rules", timeout=5) as response:
+        groups = json.load(response)["data"]["groups"]
+    loaded = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
+    expected = {name for name, _ in rule_exprs()}
+    assert expected <= set(loaded), f"not loaded: {sorted(expected - set(loaded))}; restart: infra/services.sh"
+    assert {name for name in expected if loaded[name] not in {"ok", "unknown"}} == set()
