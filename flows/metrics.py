@@ -26,11 +26,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +122,52 @@ ORDER_ACK_LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
-# ---- validation (set by `bot4 validate` and by the process that reads its results)
-VALIDATION_FAILED = Gauge(
-    "bot4_validation_failed",
-    "1 when the latest Great Expectations validation of the table failed, 0 when it passed.",
-    ["table"],
-)
+# ---- validation: read from the latest `bot4 validate` summary at scrape time (see below)
+
+
+class ValidationSummaryCollector(Collector):
+    """``bot4_validation_failed{table}`` from the newest ``summary.json`` of ``bot4 validate``.
+
+    ``bot4 validate`` is a short-lived command, so no scrape would ever see a gauge it set; every
+    long-running flow process instead reads the report it wrote (default
+    ``<data_dir>/quality/summary.json``) when scraped: 1 for a table whose validation failed, 0
+    for one that passed; tables without rows are left out. A missing file gives no series.
+    """
+
+    NAME = "bot4_validation_failed"
+    HELP = "1 when the latest Great Expectations validation of the table failed, 0 when it passed."
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+
+    def watch(self, path: Path) -> None:
+        self._path = path
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self.NAME, self.HELP, labels=["table"])
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.NAME, self.HELP, labels=["table"])
+        if self._path is None:
+            from flows.settings import load_settings
+
+            self._path = load_settings().data_dir / "quality" / "summary.json"
+        try:
+            summary = orjson.loads(self._path.read_bytes())
+            tables = [(str(t["table"]), t["status"]) for t in summary["tables"]]
+        except FileNotFoundError:
+            tables = []
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            log.warning("validation summary %s unreadable (%s); bot4_validation_failed left empty", self._path, exc)
+            tables = []
+        for table, status in tables:
+            if status in ("passed", "failed"):
+                family.add_metric([table], 1.0 if status == "failed" else 0.0)
+        yield family
+
+
+VALIDATION_FAILED = ValidationSummaryCollector()
+REGISTRY.register(VALIDATION_FAILED)
 
 #: Label value for every instrument key that is not on the allow-list.
 OTHER_KEY = "other"
