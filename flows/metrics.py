@@ -64,7 +64,8 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 #: Seconds from our receive time (ts_recv) to a stage handling the event; observed once per batch
-#: (the batch's last event), so the cost does not grow with the event rate.
+#: (the batch's last event), so the cost does not grow with the event rate. A replay keeps the
+#: recording's ts_recv, so there it measures the data's age (the +Inf bucket), not our latency.
 STAGE_LATENCY = Histogram(
     "bot4_stage_latency_seconds",
     "Seconds from an event's receive time to the stage that handled it (once per batch).",
