@@ -11,6 +11,8 @@ Latency (BTC, the first ``--latency-bars`` bars; ARF a quarter of them): each ba
 - ``engine``: the whole per-instrument step with that one model (:meth:`InstrumentModels.update`:
   refusal checks, label join, scoring, drift detector, inputs, prediction record);
 - ``strategies_only``: the engine with no model and the EMA-cross strategy (the backtest path);
+- ``flow``: :func:`flows.models.run_models` inside Bytewax (one worker, batches of 1000) in bars/s,
+  with no model (the backtest path) and with the logistic pipeline, against a pass-through flow;
 - baselines in the same run: ``null_call`` (a Python call doing nothing with one argument) and
   ``bare_logreg`` (River's StandardScaler | LogisticRegression on a fixed 20-feature dict, as in
   NOTES.md).
@@ -78,7 +80,10 @@ def pcts(samples_ns: list[int]) -> dict[str, float]:
 def time_model(name: str, vectors: list[FeatureVector]) -> dict[str, float]:
     model = entry(name).build()
     xs = [model_inputs(v.values) for v in vectors]
-    closes = [v.values["bar_close"] for v in vectors]
+    closes: list[float] = []
+    for v in vectors:  # an empty bar (a gap in the candles) keeps the last traded close
+        close = v.values["bar_close"]
+        closes.append(float(close) if isinstance(close, float) else closes[-1])
     clock = time.perf_counter_ns
     samples: list[int] = []
     for i, x in enumerate(xs):
@@ -133,6 +138,39 @@ def time_baselines(vectors: list[FeatureVector]) -> dict[str, dict[str, float]]:
     return {"null_call": pcts(null), "bare_logreg_20_features": pcts(bare)}
 
 
+def time_flow(vectors: list[FeatureVector], models: tuple[str, ...]) -> dict[str, float]:
+    """Bars/s of ``run_models`` inside Bytewax (one worker, batches of 1000), against a keyed
+    pass-through flow on the same items in the same run."""
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import TestingSink, TestingSource, run_main
+
+    from flows.models import run_models
+
+    items = [(v.key, v) for v in vectors]
+
+    def models_flow() -> Dataflow:
+        flow = Dataflow("bench_models")
+        up = op.input("in", flow, TestingSource(items, batch_size=1000))
+        out = run_models("models", up, ModelsConfig(models=models, horizon=H), lambda: [EmaCrossRsi("bench")])
+        op.output("signals", out.signals, TestingSink([]))
+        op.output("predictions", out.predictions, TestingSink([]))
+        return flow
+
+    def passthrough_flow() -> Dataflow:
+        flow = Dataflow("bench_passthrough")
+        up = op.input("in", flow, TestingSource(items, batch_size=1000))
+        op.output("out", op.flat_map_batch("pass", up, lambda b: [v for _, v in b]), TestingSink([]))
+        return flow
+
+    out: dict[str, float] = {}
+    for name, build in (("run_models", models_flow), ("passthrough", passthrough_flow)):
+        t0 = time.perf_counter()
+        run_main(build())
+        out[f"{name}_bars_per_s"] = round(len(items) / (time.perf_counter() - t0))
+    return out
+
+
 def prequential(vectors: list[FeatureVector], models: tuple[str, ...]) -> list[dict[str, object]]:
     cfg = ModelsConfig(models=models, horizon=H, dead_zone=0.0005, drift_action="reset")
     engine = InstrumentModels(vectors[0].key, cfg)
@@ -182,6 +220,9 @@ def markdown(result: dict[str, object]) -> str:
             f"{row['roc_auc']} | {row['accuracy']} | {row['brier']} | {row['rolling_roc_auc']} | "
             f"{row['drift_resets']} |"
         )
+    lines += ["", "| flow (Bytewax, 1 worker) | bars/s | keyed pass-through bars/s |", "|---|---:|---:|"]
+    for name, f in result["flow"].items():  # type: ignore[union-attr]
+        lines.append(f"| {name} | {f['run_models_bars_per_s']} | {f['passthrough_bars_per_s']} |")
     return "\n".join(lines)
 
 
@@ -202,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         latency["model"][name] = time_model(name, bars)
         latency["engine"][name] = time_engine((name,), bars)
     latency["engine"]["strategies_only (no model, EMA cross)"] = time_engine((), lat, strategies=True)
+    flows = {
+        "no models, EMA cross (backtest path)": time_flow(btc[: args.score_bars], ()),
+        "logreg + EMA cross": time_flow(lat, ("logreg",)),
+    }
     table: list[dict[str, object]] = []
     for vectors in (btc[: args.score_bars], eth):
         table += prequential(vectors, tuple(CATALOG))
@@ -214,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "horizon": H,
         "latency": latency,
+        "flow": flows,
         "prequential": table,
         "seconds": round(time.perf_counter() - started, 1),
     }

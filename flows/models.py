@@ -220,9 +220,11 @@ class InstrumentModelsLogic(StatefulBatchLogic[FeatureVector, ModelsOutput, byte
     def on_batch(self, values: list[FeatureVector]) -> tuple[list[ModelsOutput], bool]:
         engine = self.engine
         if engine is None:
-            first = values[0]
-            key = first.key if isinstance(first, FeatureVector) and isinstance(first.key, str) else "unknown"
-            engine = self.engine = self._engine_for(key)
+            first = next((v for v in values if isinstance(v, FeatureVector) and isinstance(v.key, str)), None)
+            if first is None:  # nothing usable yet: refuse the batch, build the engine on a real vector
+                detail = "expected a FeatureVector with an instrument key before the engine exists"
+                return [RejectedVector("unknown", "malformed_vector", detail, v) for v in values], self.RETAIN
+            engine = self.engine = self._engine_for(first.key)
         update = engine.update
         out: list[ModelsOutput] = []
         for vector in values:

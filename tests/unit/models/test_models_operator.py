@@ -173,3 +173,32 @@ def test_default_strategies_are_fresh_per_call():
     assert isinstance(factory, partial)
     sig = Signal("s", "a", "binance", "BTC/USDT", Side.SELL, 0.5, 0.5, (), "m", CLOCK_T)
     assert decode_signal(encode_signal(sig)) == sig
+
+
+def test_scores_and_drift_are_exported_as_prometheus_metrics_with_model_and_symbol_labels(two_symbols):
+    from prometheus_client import REGISTRY
+
+    sinks: dict[str, list] = {}
+    run_main(build(two_symbols, sinks))
+    last = {}
+    for record in sinks["scores"]:
+        last[(record.model, record.key)] = record
+    for (model, key), record in last.items():
+        labels = {"model": model, "symbol": key}
+        assert REGISTRY.get_sample_value("bot4_model_log_loss", labels) == pytest.approx(record.log_loss)
+        assert REGISTRY.get_sample_value("bot4_model_rolling_brier", labels) == pytest.approx(record.rolling_brier)
+        assert REGISTRY.get_sample_value("bot4_model_labels", labels) == record.n_labels
+        assert REGISTRY.get_sample_value("bot4_model_predictions_total", labels) >= len(two_symbols) // 2
+
+
+def test_a_key_whose_first_item_is_not_a_vector_is_refused_until_a_real_vector_arrives(two_symbols):
+    eth = [v for v in two_symbols if v.key == "binance:ETH/USDT"][:50]
+    sinks: dict[str, list] = {}
+    flow = Dataflow("models_first_garbage")
+    source = op.input("in", flow, TestingSource([("binance:ETH/USDT", None), *((v.key, v) for v in eth)], batch_size=1))
+    out = run_models("models", source, CFG, strategies, clock=ManualClock(CLOCK_T))
+    op.output("rejects", out.rejects, TestingSink(sinks.setdefault("rejects", [])))
+    op.output("predictions", out.predictions, TestingSink(sinks.setdefault("predictions", [])))
+    run_main(flow)
+    assert [(d.reason, d.key) for d in sinks["rejects"]] == [("malformed_vector", b"unknown")]
+    assert len(sinks["predictions"]) == 3 * 50 and {p.key for p in sinks["predictions"]} == {"binance:ETH/USDT"}
