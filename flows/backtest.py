@@ -53,7 +53,8 @@ from flows.trading import (
     limits_for_bars,
     trading_steps,
 )
-from models.strategy import EmaCrossRsi, Strategy
+from models.config import ModelsConfig
+from models.strategy import EmaCrossRsi, ModelStrategy, Strategy
 from risk.config import RiskLimits
 from risk.decisions import RiskDecision
 
@@ -63,6 +64,7 @@ DEFAULT_MARKETS = ROOT / "data" / "markets"
 #: Strategies by name; each builds fresh per-instrument strategy objects for an account.
 STRATEGIES: dict[str, Callable[[str], Strategy]] = {
     "ema_cross_rsi": EmaCrossRsi,
+    "model_fusion": ModelStrategy,
 }
 
 
@@ -91,6 +93,7 @@ class BacktestConfig:
     markets_dir: Path = DEFAULT_MARKETS
     batch_size: int = 1000
     mode: Mode = Mode.BACKTEST
+    models: ModelsConfig = field(default_factory=lambda: ModelsConfig(models=()))
 
     def effective_limits(self) -> RiskLimits:
         """The limits the gate runs with (see :func:`flows.trading.limits_for_bars`)."""
@@ -190,6 +193,7 @@ def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, c
         bars_from=config.bars_from,
         strategies=strategies_for(config.strategies, config.account),
         known_keys=frozenset(f"{config.exchange}:{s}" for s in config.symbols),
+        models=config.models,
         ordered=True,
     )
     account = AccountSetup(

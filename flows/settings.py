@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.config import StrictConfig
 from core.errors import ConfigError
+from models.config import ModelsConfig
 from risk.config import RiskLimits
 
 Mode = Literal["backtest", "paper", "shadow", "live"]
@@ -143,6 +144,9 @@ class TradingSettings(StrictConfig):
     quote_currency: str = "USDT"
     initial_cash: Decimal = Field(default=Decimal(10_000), gt=0)
     markets_dir: Path = Path("data/markets")
+    #: Online models whose predictions strategies such as ``model_fusion`` read (none by default:
+    #: the EMA-cross rule needs no model). E.g. BOT4_TRADING__MODELS__MODELS='["logreg"]'.
+    models: ModelsConfig = ModelsConfig(models=())
 
 
 class StorageSettings(StrictConfig):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -63,10 +63,14 @@ from features.operators import EngineReject
 from features.schema import FeatureVector
 from flows.dlq import Inbound, dead_letter
 from flows.execution import OrderPlaced
-from flows.features import rejects_to_dead_letters
+from flows.features import FEATURES_TOPIC, rejects_to_dead_letters
 from flows.metrics import EVENTS
+from flows.models import rejects_to_dead_letters as models_dead_letters
 from flows.risk_step import route_to_accounts as risk_routes
 from flows.store import Decoded
+from models.config import ModelsConfig
+from models.engine import InstrumentModels, RejectedVector
+from models.records import DriftEvent, Prediction, ScoreRecord
 from models.strategy import Strategy
 from quality.contracts import KeyContracts, check_event
 from risk.config import RiskLimits
@@ -113,7 +117,17 @@ class ShadowOrder:
     order: ApprovedOrder
 
 
-InstrumentOut = MarketEvent | FeatureVector | Signal | DeadLetter | KillSwitch | ResetBreaker
+InstrumentOut = (
+    MarketEvent
+    | FeatureVector
+    | Signal
+    | Prediction
+    | ScoreRecord
+    | DriftEvent
+    | DeadLetter
+    | KillSwitch
+    | ResetBreaker
+)
 AccountIn = MarketEvent | Signal | KillSwitch | ResetBreaker
 AccountOut = RiskDecision | ApprovedOrder | OrderPlaced | OrderEvent | Fill | EquitySample | ShadowOrder
 
@@ -130,6 +144,9 @@ class InstrumentSetup:
     bars_from: str
     strategies: Callable[[], Sequence[Strategy]]
     known_keys: frozenset[str] = frozenset()
+    #: The online models (delayed labels, prequential scores, drift) whose predictions the
+    #: strategies read; ``models=()`` runs the strategies alone (the cheap path backtests use).
+    models: ModelsConfig = field(default_factory=lambda: ModelsConfig(models=()))
     max_backwards: timedelta = timedelta(0)
     dedup_window: int = 10_000
     #: ``True``: every instrument in one step, in input order (a backtest's merged replay: the
@@ -141,10 +158,10 @@ class InstrumentSetup:
 class InstrumentState:
     """Everything one instrument's step remembers (part of the recovery snapshot)."""
 
-    def __init__(self, setup: InstrumentSetup) -> None:
+    def __init__(self, key: str, setup: InstrumentSetup) -> None:
         self.contracts = KeyContracts(setup.max_backwards, setup.dedup_window)
         self.engine = FeatureEngine(setup.timeframe, bars_from=setup.bars_from)  # type: ignore[arg-type]
-        self.strategies = list(setup.strategies())
+        self.models = InstrumentModels(key, setup.models, setup.strategies())
 
 
 def _origin(event: MarketEvent) -> Inbound:
@@ -165,7 +182,7 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
     def _state(self, key: str) -> InstrumentState:
         state = self._states.get(key)
         if state is None:
-            state = self._states[key] = InstrumentState(self._setup)
+            state = self._states[key] = InstrumentState(key, self._setup)
         return state
 
     def on_batch(self, values: list[MarketEvent | Decoded | DeadLetter]) -> tuple[list[InstrumentOut], bool]:
@@ -193,23 +210,29 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
                 continue
             out.append(event)
             rejects: list[EngineReject] = []
+            refused: list[RejectedVector] = []
             for result in state.engine.update(event):
                 if isinstance(result, FeatureVector):
                     out.append(result)
-                    out.extend(_signals(state, result))
+                    _models(state, result, out, refused)
                 else:
                     rejects.append(result)
             if rejects:
                 out.extend(rejects_to_dead_letters(rejects, "", clock))
+            if refused:
+                out.extend(models_dead_letters(refused, FEATURES_TOPIC, clock))
         EVENTS.labels("instrument", "ok").inc(len(values))
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[InstrumentOut], bool]:
         out: list[InstrumentOut] = []
+        refused: list[RejectedVector] = []
         for state in self._states.values():
             for vector in state.engine.flush():
                 out.append(vector)
-                out.extend(_signals(state, vector))
+                _models(state, vector, out, refused)
+        if refused:
+            out.extend(models_dead_letters(refused, FEATURES_TOPIC, self._clock))
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> InstrumentStates:
@@ -219,11 +242,13 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
 InstrumentStates = dict[str, InstrumentState]
 
 
-def _signals(state: InstrumentState, vector: FeatureVector) -> Iterable[Signal]:
-    for strategy in state.strategies:
-        signal = strategy.on_features(vector, None)
-        if signal is not None:
-            yield signal
+def _models(state: InstrumentState, vector: FeatureVector, out: list[Any], refused: list[RejectedVector]) -> None:
+    """The models and strategies on one vector: predictions, scores, drift events and signals out."""
+    for result in state.models.update(vector):
+        if isinstance(result, RejectedVector):
+            refused.append(result)
+        else:
+            out.append(result)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -492,7 +517,7 @@ def route_to_accounts(item: InstrumentOut, accounts: Sequence[str]) -> list[tupl
     account (each has its own venue); vectors and dead letters to none."""
     if isinstance(item, Signal):
         return [(item.account, (item.account, item))] if item.account in accounts else []
-    if isinstance(item, FeatureVector | DeadLetter):
+    if isinstance(item, FeatureVector | DeadLetter | Prediction | ScoreRecord | DriftEvent):
         return []
     if isinstance(item, KillSwitch | ResetBreaker):
         return [kv for kv in risk_routes(item, accounts) if kv[0] in accounts]  # type: ignore[misc]
@@ -507,6 +532,8 @@ class TradingOut:
     vectors: Stream[FeatureVector]
     signals: Stream[Signal]
     account: Stream[AccountOut]
+    #: Predictions, prequential scores and drift events of the online models.
+    models: Stream[Prediction | ScoreRecord | DriftEvent]
 
 
 def trading_steps(
@@ -539,4 +566,7 @@ def trading_steps(
     dead = op.flat_map_batch(f"{step_id}_dlq", items, lambda b: [v for v in b if isinstance(v, DeadLetter)])
     vectors = op.flat_map_batch(f"{step_id}_vectors", items, lambda b: [v for v in b if isinstance(v, FeatureVector)])
     signals = op.flat_map_batch(f"{step_id}_signals", items, lambda b: [v for v in b if isinstance(v, Signal)])
-    return TradingOut(dead, vectors, signals, account)
+    models = op.flat_map_batch(
+        f"{step_id}_models", items, lambda b: [v for v in b if isinstance(v, Prediction | ScoreRecord | DriftEvent)]
+    )
+    return TradingOut(dead, vectors, signals, account, models)

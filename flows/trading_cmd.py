@@ -80,6 +80,7 @@ def backtest_cmd(
         initial_cash=initial,
         limits=settings.risk,
         markets_dir=trading.markets_dir,
+        models=trading.models,
     )
     try:
         target = out or settings.data_dir / "backtest" / run_id_for(config)

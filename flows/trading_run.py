@@ -40,7 +40,7 @@ from flows.execution import OrderPlaced, execution_message, write_execution
 from flows.features import CANDLE_TOPICS, FEATURES_TOPIC, TRADE_TOPICS, FeatureRowSink, vectors_to_kafka
 from flows.kafka_io import CheckedKafkaSink, InboundKafkaSource, OutMessage
 from flows.metrics import ensure_server
-from flows.models import encode_signal
+from flows.models import DriftEventSink, ModelScoreSink, encode_signal
 from flows.risk_step import RiskDecisionSink, decision_message, order_message
 from flows.settings import Bot4Settings, load_settings
 from flows.store import REFUSED_KEY, decode_batch
@@ -53,6 +53,7 @@ from flows.trading import (
     limits_for_bars,
     trading_steps,
 )
+from models.records import DriftEvent, ScoreRecord
 from risk.decisions import RiskDecision
 
 SIGNALS_TOPIC = "signals.v1"
@@ -221,6 +222,7 @@ def trading_flow(
         bars_from=trading.bars_from,
         strategies=strategies_for(trading.strategies, trading.account),
         known_keys=known,
+        models=trading.models,
     )
     control = op.flat_map_batch("commands", op.input("control_in", flow, commands), lambda b: _commands(b, clock))
     command_stream: Stream[Any] = op.filter("valid_commands", control, lambda c: not isinstance(c, DeadLetter))
@@ -251,4 +253,12 @@ def trading_flow(
     op.output("trading_rows", out.account, RowsSink(conninfo, write_trading_rows))
     op.output("signal_rows", out.signals, RowsSink(conninfo, write_signals))
     op.output("feature_rows", out.vectors, FeatureRowSink(conninfo))
+    scores: Stream[ScoreRecord] = op.flat_map_batch(
+        "scores", out.models, lambda b: [r for r in b if isinstance(r, ScoreRecord)]
+    )
+    drift: Stream[DriftEvent] = op.flat_map_batch(
+        "drift", out.models, lambda b: [r for r in b if isinstance(r, DriftEvent)]
+    )
+    op.output("model_scores", scores, ModelScoreSink(conninfo))
+    op.output("drift_events", drift, DriftEventSink(conninfo))
     return flow

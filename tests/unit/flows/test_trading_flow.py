@@ -175,3 +175,36 @@ def test_shadow_mode_approves_but_never_submits(candles):
 def test_default_limits_are_used_unchanged_for_trade_bars():
     config = BacktestConfig(files=(), bars_from="trades")
     assert config.effective_limits() == RiskLimits()
+
+
+def test_models_and_two_strategies_side_by_side_in_the_flow(candles):
+    from models.config import ModelsConfig
+    from models.records import Prediction, ScoreRecord
+
+    caps = load_capabilities(ROOT / "data" / "markets" / "binance.json", ("BTC/USDT", "ETH/USDT"))
+    limits = BacktestConfig(files=(), timeframe="1m", bars_from="candles").effective_limits()
+    instrument = InstrumentSetup(
+        "1m",
+        "candles",
+        strategies_for(["ema_cross_rsi", "model_fusion"], "acct"),
+        models=ModelsConfig(models=("logreg", "majority"), scores_every=100),
+        ordered=True,
+    )
+    account = AccountSetup("acct", limits, caps, {"USDT": Decimal(10_000)})
+    flow = Dataflow("trading_models_test")
+    keyed = op.map("key", op.input("in", flow, TestingSource(candles, batch_size=250)), lambda e: (e.key, e))
+    out = trading_steps("t", keyed, instrument, [account], SystemClock())
+    seen: list = []
+    op.output("models", out.models, TestingSink(seen))
+    op.output("signals", out.signals, TestingSink(seen))
+    op.output("account", out.account, TestingSink(seen))
+    run_main(flow)
+    predictions = [o for o in seen if isinstance(o, Prediction)]
+    scores = [o for o in seen if isinstance(o, ScoreRecord)]
+    signals = [o for o in seen if isinstance(o, Signal)]
+    assert len(predictions) > len(candles)  # two models, one prediction each per bar after warm-up
+    assert {s.model for s in scores} == {"logreg", "majority"}
+    assert {s.strategy for s in signals} == {"ema_cross_rsi", "model_fusion"}
+    fused = [s for s in signals if s.strategy == "model_fusion"]
+    entries = [s for s in fused if s.side.value == "buy"]
+    assert entries and all(s.model_version.startswith("logreg") for s in entries)  # the primary model's
