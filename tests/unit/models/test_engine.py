@@ -330,3 +330,14 @@ def test_score_records_come_every_n_labels_and_match_the_running_scores(btc_20k)
     assert last.window == 1000 and all(
         getattr(last, f) is not None for f in ("log_loss", "roc_auc", "accuracy", "brier", "rolling_roc_auc")
     )
+
+
+@pytest.mark.parametrize(("detector", "action"), [("page_hinkley", "none"), ("adwin", "none")])
+def test_page_hinkley_and_report_only_drift_leave_the_model_running(btc_20k, detector, action):
+    vectors = flipped(btc_20k[:4000], 5, 2000)
+    cfg = ModelsConfig(models=("persistence",), horizon=5, drift_detector=detector, drift_action=action)
+    engine = InstrumentModels(KEY, cfg)
+    events = [o for o in run(engine, vectors) if isinstance(o, DriftEvent)]
+    after = [e for e in events if e.ts_event > vectors[2000].ts_event]
+    assert after and after[0].detector == detector and after[0].action == "none"
+    assert engine.slots[0].resets == 0
