@@ -120,10 +120,11 @@ try {
     await shot("reports");
   });
 
-  await step("validation runs", async () => {
-    await page.goto(`${url}#/validation`);
+  await step("model scores and validation runs", async () => {
+    await page.goto(`${url}#/quality`);
     await page.getByTestId("validation-panel").getByText("passed").first().waitFor();
-    await shot("validation");
+    await page.getByTestId("models-panel").getByText("base_rate:v1").waitFor();
+    await shot("quality");
   });
 
   if (problems.length) throw new Error(problems.join("\n"));

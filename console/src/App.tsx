@@ -7,7 +7,8 @@ import { ReportsPage, SymbolPage, ValidationPage } from "./pages/Data";
 import { Overview } from "./pages/Overview";
 import { DecisionsPage, FillsPage, OrdersPage } from "./pages/Trading";
 
-const PAGES = ["overview", "symbol", "orders", "fills", "decisions", "reports", "validation"] as const;
+const PAGES = ["overview", "symbol", "orders", "fills", "decisions", "reports", "quality"] as const;
+const LABELS: Partial<Record<Page, string>> = { quality: "models & quality" };
 type Page = (typeof PAGES)[number];
 
 function pageFromHash(): Page {
@@ -54,7 +55,7 @@ export function App() {
         <nav>
           {PAGES.map((p) => (
             <a key={p} href={`#/${p}`} className={p === page ? "active" : ""}>
-              {p}
+              {LABELS[p] ?? p}
             </a>
           ))}
         </nav>
@@ -86,7 +87,7 @@ export function App() {
         {page === "fills" && <FillsPage accounts={names} />}
         {page === "decisions" && <DecisionsPage accounts={names} />}
         {page === "reports" && <ReportsPage />}
-        {page === "validation" && <ValidationPage />}
+        {page === "quality" && <ValidationPage />}
       </main>
       {info.data && info.data.absent.length > 0 && (
         <footer className="muted">

@@ -181,11 +181,41 @@ export interface Candle {
   volume: string;
   trades: number;
 }
+export interface SignalMark {
+  strategy: string;
+  account: string;
+  side: string;
+  strength: number;
+  confidence: number;
+  model_version: string | null;
+  ts_event: string;
+}
 export interface SymbolChart {
   key: string;
   interval_seconds: number;
+  source: "candles" | "trades";
   candles: Candle[];
   fills: Fill[];
+  signals: SignalMark[];
+}
+export interface ModelScore {
+  model: string;
+  model_version: string;
+  symbol: string;
+  ts_event: string;
+  n_labels: number;
+  window_size: number;
+  log_loss: number | null;
+  roc_auc: number | null;
+  accuracy: number | null;
+  brier: number | null;
+  rolling_log_loss: number | null;
+  rolling_roc_auc: number | null;
+  rolling_accuracy: number | null;
+  rolling_brier: number | null;
+  drift_events: number;
+  last_drift_action: string | null;
+  last_drift_at: string | null;
 }
 export interface CommandAccepted {
   kind: string;

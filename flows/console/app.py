@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 import psycopg
@@ -49,11 +49,7 @@ _COMMAND_REFUSALS: dict[int | str, dict[str, Any]] = {
     },
     415: {"model": schema.ErrorDetail, "description": "not a JSON body (form posts are refused)"},
 }
-ABSENT = [
-    "model scores: no model output is stored yet (issue 4)",
-    "pause/resume of a strategy: the command path has kill_switch and reset_breaker only",
-    "equity curve: read from the equity table, which no flow writes yet (the trading flow will)",
-]
+ABSENT = ["pause/resume of a strategy: the command path has kill_switch and reset_breaker only"]
 
 
 def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_DIR) -> FastAPI:
@@ -113,6 +109,11 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
     async def database_down(_: Request, exc: psycopg.OperationalError) -> JSONResponse:
         pg = settings.postgres
         detail = f"PostgreSQL at {pg.host}:{pg.port}/{pg.dbname} did not answer: {str(exc).splitlines()[0]}"
+        return JSONResponse({"detail": detail}, status_code=503)
+
+    @app.exception_handler(psycopg.errors.UndefinedTable)
+    async def schema_behind(_: Request, exc: psycopg.errors.UndefinedTable) -> JSONResponse:
+        detail = f"{str(exc).splitlines()[0]} in {settings.postgres.dbname}: run `bot4 db migrate`"
         return JSONResponse({"detail": detail}, status_code=503)
 
     @app.exception_handler(psycopg.DataError)
@@ -213,6 +214,12 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         with connection() as conn:
             return queries.decisions(conn, account=account, kind=kind, reason=reason, limit=limit)
 
+    @app.get("/api/models", response_model=list[schema.ModelScore], tags=["models"])
+    def models() -> list[schema.ModelScore]:
+        """Each model's newest prequential scores per instrument, with its drift events."""
+        with connection() as conn:
+            return queries.model_scores(conn)
+
     @app.get("/api/commands", response_model=list[schema.CommandRecord], tags=["commands"])
     def command_log(limit: Limit = 100) -> list[schema.CommandRecord]:
         """The operator command audit: who, when, why, by which path."""
@@ -239,12 +246,19 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         interval: Annotated[int, Query(ge=1, le=86_400)] = 60,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     ) -> schema.SymbolChart:
-        """Candles built from the stored trades, and our fills in the same span."""
+        """Stored candles of that interval (else bars built from the stored trades), with our fills and the
+        strategies' signals in the same span."""
         exchange, _, symbol = key.partition(":")  # the pattern guarantees both parts
         with connection() as conn:
-            bars = queries.candles(conn, exchange, symbol, interval, limit)
+            bars = queries.stored_candles(conn, exchange, symbol, interval, limit)
+            source: Literal["candles", "trades"] = "candles"
+            if not bars:
+                bars, source = queries.candles(conn, exchange, symbol, interval, limit), "trades"
             ours = queries.fills_between(conn, exchange, symbol, bars[0].ts) if bars else []
-        return schema.SymbolChart(key=key, interval_seconds=interval, candles=bars, fills=ours)
+            signals = queries.signals_between(conn, exchange, symbol, bars[0].ts) if bars else []
+        return schema.SymbolChart(
+            key=key, interval_seconds=interval, source=source, candles=bars, fills=ours, signals=signals
+        )
 
     @app.get("/api/validation", response_model=list[schema.ValidationRun], tags=["validation"])
     def validation(limit: Limit = 100) -> list[schema.ValidationRun]:

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from core.events import Side
 from core.fills import Fill as DomainFill
 from core.fills import Liquidity, OrderStatus
+from core.symbols import timeframe_seconds
 from execution.portfolio import Portfolio
 from execution.venue import split_symbol
 from flows.console import schema
@@ -363,6 +364,30 @@ def risk_states(conn: Conn) -> list[schema.RiskState]:
     return out
 
 
+def model_scores(conn: Conn) -> list[schema.ModelScore]:
+    rows = _rows(
+        conn,
+        """
+        WITH latest AS (
+            SELECT DISTINCT ON (model_version, symbol) * FROM model_scores
+            ORDER BY model_version, symbol, ts_event DESC, n_labels DESC
+        ), drift AS (
+            SELECT DISTINCT ON (model_version, symbol) model_version, symbol, action AS last_drift_action,
+                   ts_event AS last_drift_at, count(*) OVER (PARTITION BY model_version, symbol) AS drift_events
+            FROM model_drift_events ORDER BY model_version, symbol, ts_event DESC
+        )
+        SELECT l.model, l.model_version, l.symbol, l.ts_event, l.n_labels, l.window_size, l.log_loss, l.roc_auc,
+               l.accuracy, l.brier, l.rolling_log_loss, l.rolling_roc_auc, l.rolling_accuracy, l.rolling_brier,
+               coalesce(d.drift_events, 0) AS drift_events, d.last_drift_action, d.last_drift_at
+        FROM latest l LEFT JOIN drift d USING (model_version, symbol) ORDER BY l.symbol, l.model_version
+        """,
+    )
+    return [
+        schema.ModelScore(**{**r, "ts_event": utc(r["ts_event"]), "last_drift_at": utc(r["last_drift_at"])})
+        for r in rows
+    ]
+
+
 def commands(conn: Conn, limit: int = 100) -> list[schema.CommandRecord]:
     rows = _rows(conn, "SELECT * FROM operator_commands ORDER BY ts DESC, id DESC LIMIT %s", [min(limit, MAX_LIMIT)])
     return [_command(r) for r in rows]
@@ -453,6 +478,54 @@ def validation_runs(conn: Conn, limit: int = 100) -> list[schema.ValidationRun]:
 def validation_report_path(conn: Conn, run_id: str) -> str | None:
     row = conn.execute("SELECT report_path FROM quality_runs WHERE run_id = %s", (run_id,)).fetchone()
     return None if row is None else row[0]
+
+
+def stored_candles(conn: Conn, exchange: str, symbol: str, interval_seconds: int, limit: int) -> list[schema.Candle]:
+    """The newest ``limit`` closed candles stored for the instrument in the timeframe of ``interval_seconds``."""
+    frames = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT timeframe FROM md_candles WHERE exchange = %s AND symbol = %s", (exchange, symbol)
+        )
+        if _seconds(r[0]) == interval_seconds
+    ]
+    if not frames:
+        return []
+    rows = _rows(
+        conn,
+        "SELECT * FROM (SELECT ts_event, open, high, low, close, volume FROM md_candles WHERE exchange = %s"
+        " AND symbol = %s AND timeframe = %s AND closed ORDER BY ts_event DESC LIMIT %s) c ORDER BY ts_event",
+        [exchange, symbol, frames[0], min(limit, 5000)],
+    )
+    return [
+        schema.Candle(
+            ts=utc(r["ts_event"]),
+            open=dec(r["open"]),
+            high=dec(r["high"]),
+            low=dec(r["low"]),
+            close=dec(r["close"]),
+            volume=dec(r["volume"]),
+            trades=0,
+        )
+        for r in rows
+    ]
+
+
+def _seconds(timeframe: str) -> int | None:
+    try:
+        return timeframe_seconds(timeframe)
+    except ValueError:
+        return None
+
+
+def signals_between(conn: Conn, exchange: str, symbol: str, start: datetime) -> list[schema.SignalMark]:
+    rows = _rows(
+        conn,
+        "SELECT strategy, account, side, strength, confidence, model_version, ts_event FROM signals"
+        " WHERE exchange = %s AND symbol = %s AND ts_event >= %s ORDER BY ts_event, strategy",
+        [exchange, symbol, start],
+    )
+    return [schema.SignalMark(**{**r, "ts_event": utc(r["ts_event"])}) for r in rows]
 
 
 def candles(conn: Conn, exchange: str, symbol: str, interval_seconds: int, limit: int) -> list[schema.Candle]:

@@ -230,11 +230,47 @@ class Candle(_Out):
     trades: int
 
 
+class SignalMark(_Out):
+    strategy: str
+    account: str
+    side: str
+    strength: float
+    confidence: float
+    model_version: str | None
+    ts_event: datetime
+
+
 class SymbolChart(_Out):
     key: str
     interval_seconds: int
+    source: Literal["candles", "trades"] = Field(
+        description="stored candles of that timeframe when there are any, else bars built from stored trades"
+    )
     candles: list[Candle]
     fills: list[Fill]
+    signals: list[SignalMark]
+
+
+class ModelScore(_Out):
+    """A model's newest prequential scores on one instrument (null: undefined so far)."""
+
+    model: str
+    model_version: str
+    symbol: str
+    ts_event: datetime
+    n_labels: int
+    window_size: int
+    log_loss: float | None
+    roc_auc: float | None
+    accuracy: float | None
+    brier: float | None
+    rolling_log_loss: float | None
+    rolling_roc_auc: float | None
+    rolling_accuracy: float | None
+    rolling_brier: float | None
+    drift_events: int
+    last_drift_action: str | None
+    last_drift_at: datetime | None
 
 
 class KillRequest(BaseModel):

@@ -137,6 +137,8 @@ def store_trading_day(settings: Bot4Settings, shared_data: Path, tmp: Path) -> S
                 ),
             )
 
+    write_model_scores(conninfo)
+
     from quality.validate import postgres_url, validate
 
     pg = settings.postgres
@@ -151,6 +153,51 @@ def store_trading_day(settings: Bot4Settings, shared_data: Path, tmp: Path) -> S
         (folder / "report.html").write_text(f"<html><body><h1>{name}</h1></body></html>")
     (reports / "not-a-report").mkdir()
     return Stored(conninfo, fills, order.intent.client_order_id, reports)
+
+
+BTC_1M = Path(__file__).resolve().parents[2] / "data" / "sample" / "binance-1m-2021" / "BTC_USDT-1m.json"
+
+
+def write_model_scores(conninfo: str, bars: int = 300) -> list[tuple[Any, ...]]:
+    """Prequential scores of the base-rate predictor (P(up) = share of up bars so far) on the next
+    bar's direction of real BTC/USDT 1m candles, stored by the models flow's own writer."""
+    from itertools import islice, pairwise
+
+    from core.events import Candle
+    from flows.models import _SCORE_SQL, score_row, write_rows
+    from flows.replay import read_events
+    from models.records import ScoreRecord
+    from models.scoring import PrequentialScores
+
+    closes = [(e.ts_event, e.close) for e in islice(read_events(BTC_1M), bars) if isinstance(e, Candle)]
+    scores = PrequentialScores(window=50)
+    ups, out = 0, []
+    for n, ((_, a), (ts, b)) in enumerate(pairwise(closes), start=1):
+        up = b > a
+        scores.update(min(max(ups / (n - 1) if n > 1 else 0.5, 0.01), 0.99), up)
+        ups += up
+        out.append(
+            score_row(
+                ScoreRecord(
+                    "base_rate",
+                    "base_rate:v1",
+                    "binance:BTC/USDT",
+                    ts,
+                    n,
+                    50,
+                    scores.log_loss(),
+                    scores.roc_auc(),
+                    scores.accuracy(),
+                    scores.brier(),
+                    scores.rolling_log_loss(),
+                    scores.rolling_roc_auc(),
+                    scores.rolling_accuracy(),
+                    scores.rolling_brier(),
+                )
+            )
+        )
+    write_rows(conninfo, _SCORE_SQL, out)
+    return out
 
 
 class Served:
@@ -276,6 +323,22 @@ def test_every_read_endpoint_returns_what_postgresql_holds(console_env):
         db_reasons = rows(db, "SELECT reasons FROM risk_decisions WHERE kind = 'denied'")[0][0]
         assert denied["reasons"] == db_reasons
 
+        (model,) = api.get("/api/models")
+        newest = rows(
+            db, "SELECT ts_event, n_labels, log_loss, accuracy FROM model_scores ORDER BY ts_event DESC LIMIT 1"
+        )
+        assert (model["model_version"], model["symbol"], model["drift_events"]) == (
+            "base_rate:v1",
+            "binance:BTC/USDT",
+            0,
+        )
+        assert (model["ts_event"], model["n_labels"], model["log_loss"], model["accuracy"]) == (
+            iso(newest[0][0]),
+            newest[0][1],
+            newest[0][2],
+            newest[0][3],
+        )
+
         (risk,) = api.get("/api/risk")
         assert (risk["account"], risk["trading_state"], risk["breakers"]) == ("main", "active", [])
 
@@ -305,6 +368,7 @@ def test_every_read_endpoint_returns_what_postgresql_holds(console_env):
         first_close = rows(db, "SELECT price FROM md_trades ORDER BY ts_event DESC, trade_id DESC LIMIT 1")[0][0]
         assert chart["candles"][-1]["close"] == format(first_close, "f")
         assert {f["fill_id"] for f in chart["fills"]} == {f.fill_id for f in stored.fills}
+        assert chart["source"] == "trades" and chart["signals"] == []
         assert requests.get(api.url("/api/candles"), params={"key": "nokey"}, timeout=10).status_code == 422
 
         (run_row,) = api.get("/api/validation")

@@ -12,7 +12,7 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import { useEffect, useRef } from "react";
-import type { Candle, EquityPoint, Fill } from "../api";
+import type { Candle, EquityPoint, Fill, SignalMark } from "../api";
 import { chartTime } from "../format";
 
 const base = {
@@ -53,8 +53,18 @@ export function EquityChart({ points }: { points: EquityPoint[] }) {
   return <div className="chart" ref={el} data-testid="equity-chart" />;
 }
 
-/** Candles built from stored trades, with our fills marked (buys below, sells above). */
-export function CandleChart({ candles, fills, interval }: { candles: Candle[]; fills: Fill[]; interval: number }) {
+/** Candles with our fills (arrows: buys below, sells above) and the strategies' signals (dots) marked. */
+export function CandleChart({
+  candles,
+  fills,
+  signals,
+  interval,
+}: {
+  candles: Candle[];
+  fills: Fill[];
+  signals: SignalMark[];
+  interval: number;
+}) {
   const el = useChart(
     (chart) => {
       const series = chart.addSeries(CandlestickSeries, {
@@ -73,8 +83,7 @@ export function CandleChart({ candles, fills, interval }: { candles: Candle[]; f
           close: Number(c.close),
         })),
       );
-      const markers: SeriesMarker<Time>[] = fills
-        .map((f) => {
+      const fillMarks: SeriesMarker<Time>[] = fills.map((f) => {
           const t = chartTime(f.ts_event);
           const bar = t - (t % interval);
           const buy = f.side === "buy";
@@ -85,11 +94,22 @@ export function CandleChart({ candles, fills, interval }: { candles: Candle[]; f
             shape: buy ? ("arrowUp" as const) : ("arrowDown" as const),
             text: `${f.side} ${f.amount} @ ${f.price}`,
           };
-        })
-        .sort((a, b) => (a.time as number) - (b.time as number));
+        });
+      const signalMarks: SeriesMarker<Time>[] = signals.map((sig) => {
+            const t = chartTime(sig.ts_event);
+            const buy = sig.side === "buy";
+            return {
+              time: (t - (t % interval)) as UTCTimestamp,
+              position: buy ? ("belowBar" as const) : ("aboveBar" as const),
+              color: "#8250df",
+              shape: "circle" as const,
+              text: `${sig.strategy} ${sig.side}`,
+            };
+          });
+      const markers = [...fillMarks, ...signalMarks].sort((a, b) => (a.time as number) - (b.time as number));
       createSeriesMarkers(series, markers);
     },
-    [candles, fills, interval],
+    [candles, fills, signals, interval],
   );
   return <div className="chart tall" ref={el} data-testid="candle-chart" />;
 }

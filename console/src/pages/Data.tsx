@@ -1,7 +1,16 @@
 // The symbol view (candles with our fills), backtest reports (with a side-by-side of two runs),
 // validation runs and dead letters.
 import { useState } from "react";
-import { query, useResource, type BacktestReport, type DeadLetterCount, type Freshness, type SymbolChart, type ValidationRun } from "../api";
+import {
+  query,
+  useResource,
+  type BacktestReport,
+  type DeadLetterCount,
+  type Freshness,
+  type ModelScore,
+  type SymbolChart,
+  type ValidationRun,
+} from "../api";
 import { CandleChart } from "../components/Charts";
 import { Panel } from "../components/Panel";
 import { formatDecimal, formatUtc } from "../format";
@@ -55,10 +64,10 @@ export function SymbolPage() {
     >
       {(d) => (
         <>
-          <CandleChart candles={d.candles} fills={d.fills} interval={d.interval_seconds} />
+          <CandleChart candles={d.candles} fills={d.fills} signals={d.signals} interval={d.interval_seconds} />
           <p className="muted">
-            {d.candles.length} bars from {formatUtc(d.candles[0].ts, false)} to {formatUtc(d.candles[d.candles.length - 1].ts, false)}; last close{" "}
-            {formatDecimal(d.candles[d.candles.length - 1].close)}; {d.fills.length} of our fills marked. Signals are not stored yet.
+            {d.candles.length} {d.source === "candles" ? "stored candles" : "bars built from stored trades"} from {formatUtc(d.candles[0].ts, false)} to {formatUtc(d.candles[d.candles.length - 1].ts, false)}; last close{" "}
+            {formatDecimal(d.candles[d.candles.length - 1].close)}; {d.fills.length} of our fills (arrows) and {d.signals.length} signals (dots) marked.
           </p>
           <FillsTable rows={d.fills} />
         </>
@@ -195,11 +204,53 @@ function Comparison({ a, b }: { a: BacktestReport; b: BacktestReport }) {
   );
 }
 
+function score(value: number | null): string {
+  // Model scores are statistics, not money: floats, shown to 4 places.
+  return value === null ? "—" : value.toFixed(4);
+}
+
 export function ValidationPage() {
   const runs = useResource<ValidationRun[]>("/api/validation");
   const dead = useResource<DeadLetterCount[]>("/api/dead-letters");
+  const models = useResource<ModelScore[]>("/api/models");
   return (
     <div className="grid">
+      <Panel title="Model scores" resource={models} testId="models-panel" empty={(d) => (d.length ? null : "No model scores stored yet.")}>
+        {(rows) => (
+          <table>
+            <thead>
+              <tr>
+                <th>Model</th>
+                <th>Instrument</th>
+                <th>As of</th>
+                <th className="num">Labels</th>
+                <th className="num">Log loss</th>
+                <th className="num">ROC AUC</th>
+                <th className="num">Accuracy</th>
+                <th className="num">Brier</th>
+                <th className="num">Rolling accuracy</th>
+                <th>Drift</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((m) => (
+                <tr key={`${m.model_version}:${m.symbol}`}>
+                  <td>{m.model_version}</td>
+                  <td>{m.symbol}</td>
+                  <td>{formatUtc(m.ts_event, false)}</td>
+                  <td className="num">{m.n_labels}</td>
+                  <td className="num">{score(m.log_loss)}</td>
+                  <td className="num">{score(m.roc_auc)}</td>
+                  <td className="num">{score(m.accuracy)}</td>
+                  <td className="num">{score(m.brier)}</td>
+                  <td className="num">{score(m.rolling_accuracy)}</td>
+                  <td>{m.drift_events === 0 ? "none" : `${m.drift_events}, last ${m.last_drift_action} at ${formatUtc(m.last_drift_at, false)}`}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Panel>
       <Panel title="Validation runs" resource={runs} testId="validation-panel" empty={(d) => (d.length ? null : "No `bot4 validate` run recorded.")}>
         {(rows) => (
           <table>
