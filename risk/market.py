@@ -86,6 +86,16 @@ class InstrumentRules:
         """
         return self._problem
 
+    @property
+    def unit_amount_step(self) -> Decimal | None:
+        """The amount step when it is one power of ten (rounding to it is one quantize), else None."""
+        return self.amount_step if self._step_is_unit else None
+
+    @property
+    def unit_price_tick(self) -> Decimal | None:
+        """The price tick when it is one power of ten, else None."""
+        return self.price_tick if self._tick_is_unit else None
+
     def floor_amount(self, amount: Decimal) -> Decimal:
         """``amount`` rounded down to the amount step, written with the step's exponent (sound
         rules and a sane amount only).
@@ -94,7 +104,7 @@ class InstrumentRules:
         Decimal('0.012')
         """
         if self._step_is_unit:
-            return _FLOOR.quantize(amount, self.amount_step)
+            return FLOOR_GRID.quantize(amount, self.amount_step)
         return floor_to(amount, self.amount_step)
 
     def floor_price(self, price: Decimal) -> Decimal:
@@ -104,7 +114,7 @@ class InstrumentRules:
         Decimal('100.5')
         """
         if self._tick_is_unit:
-            return _FLOOR.quantize(price, self.price_tick)
+            return FLOOR_GRID.quantize(price, self.price_tick)
         return floor_to(price, self.price_tick)
 
     def ceil_price(self, price: Decimal) -> Decimal:
@@ -114,7 +124,7 @@ class InstrumentRules:
         Decimal('100.01')
         """
         if self._tick_is_unit:
-            return _CEILING.quantize(price, self.price_tick)
+            return CEILING_GRID.quantize(price, self.price_tick)
         return ceil_to(price, self.price_tick)
 
     def _find_problem(self) -> str | None:
@@ -185,8 +195,8 @@ class MarketView:
 _GRID = Context(prec=80)
 # For a step that is one power of ten, quantizing with these is the whole rounding: the same
 # result, in the same exponent, as floor_to / ceil_to, in one C call.
-_FLOOR = Context(prec=80, rounding=ROUND_FLOOR)
-_CEILING = Context(prec=80, rounding=ROUND_CEILING)
+FLOOR_GRID = Context(prec=80, rounding=ROUND_FLOOR)
+CEILING_GRID = Context(prec=80, rounding=ROUND_CEILING)
 
 
 def floor_to(value: Decimal, step: Decimal) -> Decimal:

@@ -135,7 +135,6 @@ class PortfolioView:
         "_books",
         "_client_ids",
         "_equity",
-        "_equity_is_sane",
         "_exposures",
         "_gross",
         "_net_long",
@@ -144,6 +143,7 @@ class PortfolioView:
         "_orders_by_key",
         "_positions",
         "_problem",
+        "_sound",
     )
 
     def __init__(
@@ -155,7 +155,6 @@ class PortfolioView:
     ) -> None:
         self._account = account
         self._equity = equity
-        self._equity_is_sane = sane_positive(equity)
         position_list = tuple(positions)
         self._positions: Mapping[str, Position] = MappingProxyType({p.key: p for p in position_list})
         duplicated = len(self._positions) != len(position_list)
@@ -173,6 +172,7 @@ class PortfolioView:
         self._problem = "two positions for one instrument" if duplicated else self._find_problem()
         if self._problem is None:
             self._aggregate()
+        self._sound = self._problem is None and sane_positive(equity)
 
     def _find_problem(self) -> str | None:
         for p in self._positions.values():
@@ -215,9 +215,10 @@ class PortfolioView:
         return self._equity
 
     @property
-    def equity_is_sane(self) -> bool:
-        """True when equity is a finite number in [1e-18, 1e18] (judged once, read per order)."""
-        return self._equity_is_sane
+    def sound(self) -> bool:
+        """True when the gate can value orders against this view: no :attr:`problem` and equity a
+        finite number in [1e-18, 1e18] (judged once, read per order)."""
+        return self._sound
 
     @property
     def positions(self) -> Mapping[str, Position]:
