@@ -17,7 +17,8 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from bytewax.testing import run_main
 
 from core.clock import Clock, SystemClock
 from core.deadletter import DeadLetter
+from core.events import BookDelta, BookSnapshot, Candle, MarketEvent, Quote, Trade
 from core.fills import Fill
 from core.orders import ApprovedOrder, Signal
 from execution.markets import load_capabilities
@@ -94,6 +96,13 @@ class BacktestConfig:
     batch_size: int = 1000
     mode: Mode = Mode.BACKTEST
     models: ModelsConfig = field(default_factory=lambda: ModelsConfig(models=()))
+    #: Replay only events in [start, end) (None: from the first, to the last).
+    start: datetime | None = None
+    end: datetime | None = None
+    #: Trade only from this time (earlier bars warm the features and models up; see walk_forward).
+    trade_from: datetime | None = None
+    #: The look-ahead check's rerun: every price after this time is moved (see perturb_event).
+    perturb_after: datetime | None = None
 
     def effective_limits(self) -> RiskLimits:
         """The limits the gate runs with (see :func:`flows.trading.limits_for_bars`)."""
@@ -195,6 +204,7 @@ def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, c
         known_keys=frozenset(f"{config.exchange}:{s}" for s in config.symbols),
         models=config.models,
         ordered=True,
+        trade_from=config.trade_from,
     )
     account = AccountSetup(
         config.account,
@@ -207,6 +217,8 @@ def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, c
     flow = Dataflow("bot4_backtest")
     source = ReplaySource(list(config.files), batch_size=config.batch_size, merge_all=True)
     events = op.input("replay", flow, source)
+    if config.start is not None or config.end is not None or config.perturb_after is not None:
+        events = op.flat_map_batch("window", events, lambda batch: _window(batch, config))
     counted = op.flat_map_batch("progress", events, progress)
     out = trading_steps("trading", counted, instrument, [account], clock)
     sink = CollectSink(into)
@@ -215,6 +227,49 @@ def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, c
     op.output("collect_vectors", op.flat_map_batch("closes", out.vectors, _closes), sink)
     op.output("collect_signals", out.signals, sink)
     return flow
+
+
+def _window(batch: list[tuple[str, MarketEvent]], config: BacktestConfig) -> list[tuple[str, MarketEvent]]:
+    out = []
+    for key, event in batch:
+        ts = event.ts_event
+        if (config.start is not None and ts < config.start) or (config.end is not None and ts >= config.end):
+            continue
+        moved = config.perturb_after is not None and ts > config.perturb_after
+        out.append((key, perturb_event(event) if moved else event))
+    return out
+
+
+def _factor(ts: datetime) -> Decimal:
+    """A deterministic price factor in [0.95, 1.05] that changes every event time."""
+    digest = hashlib.sha256(ts.isoformat().encode()).digest()
+    return Decimal(950 + int.from_bytes(digest[:4], "big") % 101) / Decimal(1000)
+
+
+def perturb_event(event: MarketEvent) -> MarketEvent:
+    """The same event with every price scaled by a factor of its time (OHLC stay consistent).
+
+    >>> from core.clock import parse_utc
+    >>> c = Candle("binance", "BTC/USDT", "1m", Decimal(10), Decimal(12), Decimal(9), Decimal(11), Decimal(1),
+    ...            parse_utc("2021-05-01T00:00:00Z"), parse_utc("2021-05-01T00:01:00Z"))
+    >>> p = perturb_event(c)
+    >>> p.high / c.high == p.low / c.low == p.close / c.close != 1
+    True
+    """
+    f = _factor(event.ts_event)
+    if isinstance(event, Candle):
+        return replace(event, open=event.open * f, high=event.high * f, low=event.low * f, close=event.close * f)
+    if isinstance(event, Trade):
+        return replace(event, price=event.price * f)
+    if isinstance(event, Quote):
+        return replace(event, bid_price=event.bid_price * f, ask_price=event.ask_price * f)
+    if isinstance(event, BookSnapshot | BookDelta):
+        return replace(
+            event,
+            bids=tuple((price * f, amount) for price, amount in event.bids),
+            asks=tuple((price * f, amount) for price, amount in event.asks),
+        )
+    return event
 
 
 @dataclass(frozen=True)
@@ -266,7 +321,8 @@ def results_of(config: BacktestConfig, into: Collected, events: int) -> tuple[Ru
     counts = {"signals": 0, "approved": 0, "denied": 0, "fills": 0}
     for item in into.items:
         if isinstance(item, EquitySample):
-            equity.append(ReportEquity(item.ts, item.equity, item.cash, item.exposure))
+            if config.trade_from is None or item.ts >= config.trade_from:
+                equity.append(ReportEquity(item.ts, item.equity, item.cash, item.exposure))
         elif isinstance(item, Fill):
             fills.append(item)
         elif isinstance(item, RiskDecision):
@@ -332,3 +388,97 @@ def run_backtest(config: BacktestConfig, out_dir: Path, *, progress: bool = Fals
         json.dumps({"wall_s": round(wall, 3), "events": meter.count, "events_per_s": round(meter.count / wall)}) + "\n"
     )
     return BacktestRun(results, results_dir, paths.html, paths.json, counts, wall, meter.count)
+
+
+# ----------------------------------------------------------------------------------------------
+# Look-ahead check and walk-forward evaluation
+
+
+@dataclass(frozen=True)
+class LookaheadReport:
+    """What changed at or before ``cutoff`` when every price after it was moved (nothing, if sound)."""
+
+    cutoff: datetime
+    compared: int
+    differences: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        return not self.differences
+
+
+def _decided_records(into: Collected, cutoff: datetime) -> list[Any]:
+    """Signals, decisions, fills and equity samples stamped at or before ``cutoff``, in order."""
+    out: list[Any] = []
+    for item in into.items:
+        ts = getattr(item, "ts_event", None) or getattr(item, "ts", None)
+        if isinstance(item, Signal | RiskDecision | Fill | EquitySample) and ts is not None and ts <= cutoff:
+            out.append(item)
+    return out
+
+
+def lookahead_check(config: BacktestConfig, cutoff: datetime) -> LookaheadReport:
+    """Run the backtest twice, the second time with every price after ``cutoff`` moved by up to 5%;
+    everything decided at or before ``cutoff`` must be identical (a difference is look-ahead)."""
+    clean, moved = Collected(), Collected()
+    run_main(backtest_flow(config, clean, Progress(False), SystemClock()))
+    run_main(backtest_flow(replace(config, perturb_after=cutoff), moved, Progress(False), SystemClock()))
+    a, b = _decided_records(clean, cutoff), _decided_records(moved, cutoff)
+    diffs = [f"#{i}: {x!r} != {y!r}" for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y]
+    if len(a) != len(b):
+        diffs.append(f"{len(a)} records at or before the cutoff without the change, {len(b)} with it")
+    return LookaheadReport(cutoff, len(a), tuple(diffs[:20]))
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One walk-forward fold: warm up on [train_start, test_start), trade [test_start, test_end)."""
+
+    index: int
+    train_start: datetime
+    test_start: datetime
+    test_end: datetime
+
+
+def folds_for(first: datetime, last: datetime, n: int) -> list[Fold]:
+    """``n`` rolling folds over [first, last]: the span is cut in ``n + 1`` equal segments; fold k
+    trains on segment k and tests on segment k + 1.
+
+    >>> from core.clock import parse_utc
+    >>> [f.test_start.day for f in folds_for(parse_utc("2021-05-01T00:00Z"), parse_utc("2021-05-31T00:00Z"), 2)]
+    [11, 21]
+    """
+    if n < 1:
+        raise ValueError(f"walk-forward needs at least 1 fold, got {n}")
+    step = (last - first) / (n + 1)
+    return [Fold(k + 1, first + step * k, first + step * (k + 1), first + step * (k + 2)) for k in range(n)]
+
+
+def walk_forward(config: BacktestConfig, folds: int, out_dir: Path) -> list[dict[str, Any]]:
+    """Rolling train/test evaluation: one backtest per fold (reports in ``out_dir/fold-k``), the
+    test windows' metrics side by side in ``out_dir/walk_forward.json``."""
+    from flows.replay import replay_files
+
+    first = last = None
+    for event in replay_files(config.files, merge=True):
+        first = first or event.ts_event
+        last = event.ts_event
+    if first is None or last is None:
+        raise ValueError("the files hold no market events")
+    rows: list[dict[str, Any]] = []
+    for fold in folds_for(first, last, folds):
+        fold_config = replace(config, start=fold.train_start, trade_from=fold.test_start, end=fold.test_end)
+        run = run_backtest(fold_config, out_dir / f"fold-{fold.index}")
+        metrics = json.loads(run.report_json.read_text())["metrics"]
+        rows.append(
+            {
+                "fold": fold.index,
+                "train_start": fold.train_start.isoformat(),
+                "test_start": fold.test_start.isoformat(),
+                "test_end": fold.test_end.isoformat(),
+                **{k: metrics.get(k) for k in ("total_return", "sharpe", "max_drawdown_pct", "trades", "win_rate")},
+                "buy_and_hold_return": metrics.get("buy_and_hold_return"),
+            }
+        )
+    (out_dir / "walk_forward.json").write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
+    return rows

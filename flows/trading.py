@@ -147,6 +147,9 @@ class InstrumentSetup:
     #: The online models (delayed labels, prequential scores, drift) whose predictions the
     #: strategies read; ``models=()`` runs the strategies alone (the cheap path backtests use).
     models: ModelsConfig = field(default_factory=lambda: ModelsConfig(models=()))
+    #: Signals before this time are not traded (a walk-forward fold's training window: the
+    #: features, models and strategies warm up on it, the account does not trade it).
+    trade_from: datetime | None = None
     max_backwards: timedelta = timedelta(0)
     dedup_window: int = 10_000
     #: ``True``: every instrument in one step, in input order (a backtest's merged replay: the
@@ -214,7 +217,7 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
             for result in state.engine.update(event):
                 if isinstance(result, FeatureVector):
                     out.append(result)
-                    _models(state, result, out, refused)
+                    _models(state, result, out, refused, self._setup.trade_from)
                 else:
                     rejects.append(result)
             if rejects:
@@ -230,7 +233,7 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
         for state in self._states.values():
             for vector in state.engine.flush():
                 out.append(vector)
-                _models(state, vector, out, refused)
+                _models(state, vector, out, refused, self._setup.trade_from)
         if refused:
             out.extend(models_dead_letters(refused, FEATURES_TOPIC, self._clock))
         return out, StatefulBatchLogic.RETAIN
@@ -242,12 +245,18 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
 InstrumentStates = dict[str, InstrumentState]
 
 
-def _models(state: InstrumentState, vector: FeatureVector, out: list[Any], refused: list[RejectedVector]) -> None:
+def _models(
+    state: InstrumentState,
+    vector: FeatureVector,
+    out: list[Any],
+    refused: list[RejectedVector],
+    trade_from: datetime | None,
+) -> None:
     """The models and strategies on one vector: predictions, scores, drift events and signals out."""
     for result in state.models.update(vector):
         if isinstance(result, RejectedVector):
             refused.append(result)
-        else:
+        elif not (trade_from is not None and isinstance(result, Signal) and result.ts_event < trade_from):
             out.append(result)
 
 

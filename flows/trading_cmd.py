@@ -9,6 +9,7 @@ the options below override the trading ones. Exit codes: 0 done, 2 a usage or se
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
@@ -46,9 +47,18 @@ def backtest_cmd(
     timeframe: Annotated[str | None, typer.Option(help="Bar timeframe (default: the candles', else settings).")] = None,
     cash: Annotated[str | None, typer.Option(help="Starting cash in the quote currency.")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+    walk_forward: Annotated[
+        int, typer.Option(help="Rolling folds: train (warm up) on one window, trade the next.", min=0)
+    ] = 0,
+    lookahead_check: Annotated[
+        str | None,
+        typer.Option(help="Rerun with every price after this ISO time moved; report any earlier difference."),
+    ] = None,
 ) -> None:
     """Replay FILES through the trading flow (paper venue, event time) and write the report."""
     from flows.backtest import BacktestConfig, run_backtest, run_id_for
+    from flows.backtest import lookahead_check as check_lookahead
+    from flows.backtest import walk_forward as run_walk_forward
 
     settings = load_settings()
     trading = settings.trading
@@ -84,12 +94,44 @@ def backtest_cmd(
     )
     try:
         target = out or settings.data_dir / "backtest" / run_id_for(config)
+        if lookahead_check is not None:
+            cutoff = datetime.fromisoformat(lookahead_check)
+            cutoff = cutoff.replace(tzinfo=UTC) if cutoff.tzinfo is None else cutoff
+            report = check_lookahead(config, cutoff)
+            verdict = "no look-ahead" if report.clean else "LOOK-AHEAD FOUND"
+            out_console.print(
+                f"{verdict}: {report.compared} records decided at or before {cutoff.isoformat()} compared"
+            )
+            for line in report.differences:
+                out_console.print(f"  {line}")
+            raise typer.Exit(0 if report.clean else 1)
+        if walk_forward:
+            rows = run_walk_forward(config, walk_forward, target)
+            table = Table(title=f"walk-forward, {walk_forward} folds ({target / 'walk_forward.json'})")
+            for col in ("fold", "test window", "return", "buy & hold", "sharpe", "max dd", "trades"):
+                table.add_column(col, justify="right")
+            for r in rows:
+                table.add_row(
+                    str(r["fold"]),
+                    f"{r['test_start'][:16]} -> {r['test_end'][:16]}",
+                    _pct(r["total_return"]),
+                    _pct(r["buy_and_hold_return"]),
+                    "-" if r["sharpe"] is None else f"{r['sharpe']:.2f}",
+                    _pct(r["max_drawdown_pct"]),
+                    str(r["trades"]),
+                )
+            out_console.print(table)
+            return
         run = run_backtest(config, target, progress=progress)
     except (Bot4Error, ValueError) as exc:
         console.print(f"[red]backtest refused: {exc}[/red]")
         raise typer.Exit(2) from None
     print_summary(run.report_json, run.wall_s, run.events)
     out_console.print(f"report: {run.report_html}")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.2f}%"
 
 
 def print_summary(report_json: Path, wall_s: float, events: int) -> None:

@@ -72,3 +72,71 @@ def test_the_cached_markets_file_round_trips_and_names_what_is_missing(tmp_path)
         load_capabilities(MARKETS, ("DOGE/USDT",))
     with pytest.raises(ConfigError, match="markets sync"):
         load_capabilities(tmp_path / "absent.json")
+
+
+def test_lookahead_check_finds_nothing_when_prices_after_the_cutoff_move(tmp_path):
+    small = tmp_path / "BTC_USDT-1m.json"
+    small.write_text(json.dumps(json.loads(BTC_1M.read_text())[:1200]))
+    result = CliRunner().invoke(
+        app, ["backtest", str(small), "--out", str(tmp_path / "la"), "--lookahead-check", "2021-05-16T12:00:00Z"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no look-ahead" in result.output
+
+
+def test_a_strategy_that_backdates_its_signals_is_caught_by_the_lookahead_check(tmp_path, monkeypatch):
+    """The check can fail: a strategy deciding on the next 10 closes but stamping its signal 10 bars
+    back (a classic look-ahead bug) is reported; the real EMA-cross strategy is not."""
+    from datetime import UTC, datetime
+
+    from core.events import Side
+    from core.orders import Signal
+    from flows import backtest
+    from flows.backtest import BacktestConfig, lookahead_check
+    from flows.replay.source import ReplayFile
+
+    class Backdating:
+        name = "backdating"
+
+        def __init__(self, account: str) -> None:
+            self.account = account
+            self.history: list[tuple[object, float]] = []
+
+        def on_position(self, key, is_long, entry_price=None):
+            return None
+
+        def on_features(self, vector, prediction):
+            close = vector.values.get("bar_close")
+            if close is None:
+                return None
+            self.history.append((vector.ts_event, close))
+            if len(self.history) < 11:
+                return None
+            then, close_then = self.history[-11]
+            side = Side.BUY if close > close_then else Side.SELL
+            exchange, symbol = vector.key.split(":", 1)
+            return Signal(self.name, self.account, exchange, symbol, side, 1.0, 1.0, ("future",), "cheat", then)
+
+    monkeypatch.setitem(backtest.STRATEGIES, "backdating", Backdating)
+    small = tmp_path / "BTC_USDT-1m.json"
+    small.write_text(json.dumps(json.loads(BTC_1M.read_text())[:1200]))
+    cutoff = datetime(2021, 5, 16, 12, tzinfo=UTC)
+    files = (ReplayFile(small),)
+    cheating = BacktestConfig(files=files, timeframe="1m", bars_from="candles", strategies=("backdating",))
+    found = lookahead_check(cheating, cutoff)
+    assert not found.clean and found.differences
+    honest = lookahead_check(BacktestConfig(files=files, timeframe="1m", bars_from="candles"), cutoff)
+    assert honest.clean and honest.compared > 100
+
+
+def test_walk_forward_trades_each_test_window_only(tmp_path):
+    small = tmp_path / "BTC_USDT-1m.json"
+    small.write_text(json.dumps(json.loads(BTC_1M.read_text())[:3000]))
+    result = CliRunner().invoke(app, ["backtest", str(small), "--out", str(tmp_path / "wf"), "--walk-forward", "2"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "wf" / "walk_forward.json").read_text())
+    assert [r["fold"] for r in rows] == [1, 2]
+    assert rows[0]["test_end"] == rows[1]["test_start"]
+    for r in rows:
+        fold = json.loads((tmp_path / "wf" / f"fold-{r['fold']}" / "report.json").read_text())
+        assert fold["metadata"]["start"] >= r["test_start"][:19]  # equity only over the test window
