@@ -51,6 +51,7 @@ from core.orders import (
     OrderIntent,
     ResetBreaker,
     Signal,
+    TradingState,
 )
 from core.symbols import timeframe_seconds
 from core.wire import encode, topic_for
@@ -64,7 +65,21 @@ from features.schema import FeatureVector
 from flows.dlq import Inbound, dead_letter
 from flows.execution import OrderPlaced
 from flows.features import FEATURES_TOPIC, rejects_to_dead_letters
-from flows.metrics import EVENTS
+from flows.metrics import (
+    BREAKER_OPEN,
+    DRAWDOWN,
+    DRAWDOWN_LIMIT,
+    EQUITY,
+    EVENTS,
+    EXPOSURE,
+    FILL_NOTIONAL,
+    FILLS,
+    ORDER_TRANSITIONS,
+    PNL,
+    RISK_DECISIONS,
+    RISK_STATE,
+    instrument_label,
+)
 from flows.models import rejects_to_dead_letters as models_dead_letters
 from flows.risk_step import route_to_accounts as risk_routes
 from flows.store import Decoded
@@ -334,7 +349,9 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
 
     def _state_for(self, account: str) -> AccountState:
         if self._state is None:
-            self._state = AccountState(self._setups[account], self._wall)
+            setup = self._setups[account]
+            self._state = AccountState(setup, self._wall)
+            DRAWDOWN_LIMIT.labels(account).set(float(setup.limits.breakers.max_drawdown_pct))
         return self._state
 
     def on_batch(self, values: list[tuple[str, AccountIn]]) -> tuple[list[AccountOut], bool]:
@@ -355,6 +372,8 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
                 self._on_market(state, setup, item, out)
             self._drain(state, out)
         EVENTS.labels("account", "ok").inc(len(values))
+        if self._state is not None:
+            _export_metrics(self._state, out)
         return out, StatefulBatchLogic.RETAIN
 
     # -- market data ---------------------------------------------------------------------------
@@ -477,6 +496,35 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
     def snapshot(self) -> AccountState:
         assert self._state is not None, "snapshot is only taken after a batch"
         return self._state
+
+
+def _export_metrics(state: AccountState, records: list[AccountOut]) -> None:
+    """The account's Prometheus gauges once per batch, the counters per record."""
+    account = state.manager.portfolio.account
+    for record_ in records:
+        if isinstance(record_, RiskDecision):
+            if record_.kind is DecisionKind.APPROVED:
+                RISK_DECISIONS.labels("approved", "none").inc()
+            elif record_.kind is DecisionKind.DENIED:
+                for reason in record_.reasons:
+                    RISK_DECISIONS.labels("denied", reason.code).inc()
+        elif isinstance(record_, OrderEvent):
+            ORDER_TRANSITIONS.labels(record_.exchange, record_.status.value).inc()
+        elif isinstance(record_, Fill):
+            FILLS.labels(record_.exchange, record_.side.value).inc()
+            FILL_NOTIONAL.labels(record_.exchange).inc(float(record_.price * record_.amount))
+    current = state.engine.state
+    for trading_state in TradingState:
+        RISK_STATE.labels(account, trading_state.value).set(1 if trading_state is current else 0)
+    for name, breaker in state.engine.machine.breakers.items():
+        BREAKER_OPEN.labels(account, name).set(0 if breaker.status.value == "closed" else 1)
+    portfolio = state.manager.portfolio
+    EQUITY.labels(account).set(float(portfolio.equity))
+    DRAWDOWN.labels(account).set(float(portfolio.drawdown))
+    PNL.labels(account, "realized").set(float(portfolio.realized_pnl))
+    PNL.labels(account, "unrealized").set(float(portfolio.unrealized_pnl))
+    for key, holding in portfolio.holdings().items():
+        EXPOSURE.labels(account, instrument_label(key)).set(float(holding.amount * holding.mark))
 
 
 def _denied(signal: Signal, state: AccountState, code: str, detail: str) -> OrderDenied:
