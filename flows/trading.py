@@ -92,7 +92,7 @@ from risk.config import RiskLimits
 from risk.decisions import DecisionKind, RiskDecision, record
 from risk.engine import RiskEngine
 from risk.gate import decision_id
-from risk.market import MarketView
+from risk.market import InstrumentRules, MarketView
 from risk.sizing import propose, propose_amount
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,9 @@ class AccountState:
             self.clock = _VenueClock(self.paper, None)
         self.engine = RiskEngine(setup.account, setup.limits, self.clock)
         self.manager = OrderManager(venue, Portfolio(setup.account, cash), clock=self.clock)
-        self.markets: dict[str, MarketView] = {}
+        # The newest market of each instrument, as (exchange, symbol, price, rules, as_of); the gate's
+        # MarketView is built from it when a signal needs one (most events never meet a signal).
+        self.markets: dict[str, tuple[str, str, Decimal, InstrumentRules, datetime]] = {}
         self.next_sample: datetime | None = None
         self.realized = Decimal(0)
 
@@ -405,20 +407,7 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
         if price is None:
             return
         state.manager.portfolio.mark(event.exchange, symbol, price, as_of)
-        bid = ask = None
-        if paper is not None:
-            book = paper.book(symbol)
-            if book.usable:
-                bid, ask = book.bids.best(), book.asks.best()
-        state.markets[event.key] = MarketView(
-            event.exchange,
-            symbol,
-            price,
-            rules,
-            as_of,
-            None if bid is None else bid[0],
-            None if ask is None else ask[0],
-        )
+        state.markets[event.key] = (event.exchange, symbol, price, rules, as_of)
         self._apply(state, state.engine.observe(state.engine.machine.on_market_data(event.key, as_of)), out)
         if isinstance(event, Candle) or state.next_sample is None or as_of >= state.next_sample:
             self._sample(state, setup, as_of, out)
@@ -435,7 +424,7 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
     def _on_signal(self, state: AccountState, setup: AccountSetup, signal: Signal, out: list[AccountOut]) -> None:
         """Every signal ends in a risk decision: judged by the gate, or denied here when it cannot
         become an order (no market yet, nothing to sell, sized to nothing)."""
-        market = state.markets.get(signal.key)
+        market = _market_view(state, signal.key)
         intent = self._intent(state, setup, signal, market)
         if isinstance(intent, OrderDenied):
             out.append(record(intent, state.engine.state))
@@ -496,6 +485,22 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
     def snapshot(self) -> AccountState:
         assert self._state is not None, "snapshot is only taken after a batch"
         return self._state
+
+
+def _market_view(state: AccountState, key: str) -> MarketView | None:
+    """The gate's view of ``key``: the newest price, and the book's best levels when it is usable."""
+    newest = state.markets.get(key)
+    if newest is None:
+        return None
+    exchange, symbol, price, rules, as_of = newest
+    bid = ask = None
+    if state.paper is not None:
+        book = state.paper.book(symbol)
+        if book.usable:
+            bid, ask = book.bids.best(), book.asks.best()
+    return MarketView(
+        exchange, symbol, price, rules, as_of, None if bid is None else bid[0], None if ask is None else ask[0]
+    )
 
 
 def _export_metrics(state: AccountState, records: list[AccountOut]) -> None:
