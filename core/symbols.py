@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 
 def instrument_key(exchange: str, symbol: str) -> str:
     return f"{exchange}:{symbol}"
@@ -20,6 +22,7 @@ def parse_key(key: str) -> tuple[str, str]:
     return exchange, symbol
 
 
+@cache
 def timeframe_seconds(timeframe: str) -> int:
     """Seconds in a ccxt timeframe string.
 
