@@ -321,6 +321,17 @@ def _command(r: dict[str, Any]) -> schema.CommandRecord:
     return schema.CommandRecord(**{**r, "ts": utc(r["ts"]), "recorded_at": utc(r["recorded_at"])})
 
 
+#: How long a command counts as awaiting the risk engine (after that the audit has it, not the state).
+PENDING_WINDOW = "10 minutes"
+
+
+def _acted_on(command: dict[str, Any], reasons: list[str]) -> bool:
+    """Whether the risk engine recorded acting on ``command``: its kill or reset note is in a reason."""
+    verb = "kill switch by" if command["kind"] == "kill_switch" else "reset by"
+    note = f"{verb} {command['requested_by']}: {command['reason']}"
+    return any(note in r for r in reasons)
+
+
 def risk_states(conn: Conn) -> list[schema.RiskState]:
     changes = _rows(
         conn,
@@ -335,27 +346,36 @@ def risk_states(conn: Conn) -> list[schema.RiskState]:
             " ORDER BY account, ts_event DESC, decision_id DESC",
         )
     }
-    commands = _rows(conn, "SELECT * FROM operator_commands ORDER BY ts")
+    # Decisions are in the flow's clock (event time in a replay), commands in wall time: a command is
+    # matched to the decision that names it, not by comparing the two clocks.
+    recent = _rows(
+        conn,
+        f"SELECT * FROM operator_commands WHERE recorded_at > now() - interval '{PENDING_WINDOW}' ORDER BY ts, id",
+    )
+    notes: dict[str, list[str]] = defaultdict(list)
+    for r in _rows(
+        conn,
+        "SELECT account, detail->>'reason' AS reason FROM risk_decisions WHERE kind IN ('state_changed', 'cancel_all')"
+        " AND (detail->>'reason' LIKE '%%kill switch by %%' OR detail->>'reason' LIKE '%%reset by %%')",
+    ):
+        notes[r["account"]].append(r["reason"] or "")
+    commanded = {r[0] for r in conn.execute("SELECT DISTINCT account FROM operator_commands WHERE account <> '*'")}
     per_account: dict[str, dict[str, schema.Breaker]] = defaultdict(dict)
     last_change: dict[str, dict[str, Any]] = {}
     for c in changes:
         for breaker in breakers_from_reason(c["detail"].get("reason", ""), utc(c["ts_event"])):
             per_account[c["account"]][breaker.name] = breaker
         last_change[c["account"]] = c
-    names = sorted(set(latest) | {c["account"] for c in commands if c["account"] != "*"})
     out = []
-    for acct in names:
+    for acct in sorted(set(latest) | commanded):
         change = last_change.get(acct)
         newest = latest.get(acct)
-        since = utc(change["ts_event"]) if change else None
-        pending = [
-            _command(c) for c in commands if c["account"] in {acct, "*"} and (since is None or utc(c["ts"]) > since)
-        ]
+        pending = [_command(c) for c in recent if c["account"] in {acct, "*"} and not _acted_on(c, notes[acct])]
         out.append(
             schema.RiskState(
                 account=acct,
                 trading_state=newest["trading_state"] if newest else None,
-                since=since,
+                since=utc(change["ts_event"]) if change else None,
                 last_change_reason=change["detail"].get("reason") if change else None,
                 breakers=sorted(per_account[acct].values(), key=lambda b: b.name),
                 pending_commands=pending,

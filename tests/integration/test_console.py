@@ -144,7 +144,13 @@ def store_trading_day(settings: Bot4Settings, shared_data: Path, tmp: Path) -> S
     pg = settings.postgres
     validate(postgres_url(pg.host, pg.port, pg.dbname, pg.user), tables=["md_trades"], out_dir=tmp / "validation")
 
-    reports = tmp / "reports"
+    reports = write_report_folders(tmp / "reports")
+    return Stored(conninfo, fills, order.intent.client_order_id, reports)
+
+
+def write_report_folders(reports: Path) -> Path:
+    """Two report folders in the layout flows.report writes (report.json and report.html), and one
+    folder that is not a report."""
     for name, ret in (("2024-08-08-ema", "0.0123"), ("2024-08-08-ema-wide", "-0.0040")):
         folder = reports / name
         folder.mkdir(parents=True)
@@ -152,7 +158,7 @@ def store_trading_day(settings: Bot4Settings, shared_data: Path, tmp: Path) -> S
         (folder / "report.json").write_text(json.dumps(doc))
         (folder / "report.html").write_text(f"<html><body><h1>{name}</h1></body></html>")
     (reports / "not-a-report").mkdir()
-    return Stored(conninfo, fills, order.intent.client_order_id, reports)
+    return reports
 
 
 BTC_1M = Path(__file__).resolve().parents[2] / "data" / "sample" / "binance-1m-2021" / "BTC_USDT-1m.json"
