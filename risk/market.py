@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
@@ -74,9 +75,20 @@ class InstrumentRules:
     def __post_init__(self) -> None:
         problem = self._find_problem()
         object.__setattr__(self, "_problem", problem)
-        if problem is None:
-            object.__setattr__(self, "_tick_is_unit", self.price_tick.as_tuple().digits == (1,))
-            object.__setattr__(self, "_step_is_unit", self.amount_step.as_tuple().digits == (1,))
+        sound = problem is None
+        object.__setattr__(self, "_tick_is_unit", sound and self.price_tick.as_tuple().digits == (1,))
+        object.__setattr__(self, "_step_is_unit", sound and self.amount_step.as_tuple().digits == (1,))
+
+    # Snapshots carry the constructor's values only; what is derived from them is derived again on
+    # restore, so a snapshot taken before a derived field existed (a list that also holds the old
+    # derived values after these) restores complete.
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.price_tick, self.amount_step, self.min_amount, self.max_amount, self.min_notional)
+
+    def __setstate__(self, state: Sequence[object]) -> None:
+        for name, value in zip(_RULES_FIELDS, state, strict=False):
+            object.__setattr__(self, name, value)
+        self.__post_init__()
 
     def problem(self) -> str | None:
         """Why these rules cannot be used, or None when they are sound.
@@ -168,6 +180,15 @@ class MarketView:
         object.__setattr__(self, "_key", instrument_key(self.exchange, self.symbol))
         object.__setattr__(self, "_problem", self._find_problem())
 
+    # As for InstrumentRules: constructor values only, derived values derived again on restore.
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in _VIEW_FIELDS)
+
+    def __setstate__(self, state: Sequence[object]) -> None:
+        for name, value in zip(_VIEW_FIELDS, state, strict=False):
+            object.__setattr__(self, name, value)
+        self.__post_init__()
+
     @property
     def key(self) -> str:
         return self._key
@@ -189,6 +210,9 @@ class MarketView:
                 return f"{name} {value} of {self.key} must be a finite number > 0"
         return self.rules.problem()
 
+
+_RULES_FIELDS = ("price_tick", "amount_step", "min_amount", "max_amount", "min_notional")
+_VIEW_FIELDS = ("exchange", "symbol", "reference_price", "rules", "ts_event", "best_bid", "best_ask")
 
 # Wide enough for every sane value (|x| and step within 1e-18..1e18 need at most 37 digits), so
 # grid arithmetic is exact and the result can carry the step's exponent ("0.01000", not "0.01").

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import pickle
 from datetime import datetime
 from decimal import Decimal
 
@@ -75,3 +77,31 @@ def test_market_view_refuses_a_naive_timestamp() -> None:
     with pytest.raises(ValueError, match="aware UTC"):
         MarketView("binance", "BTC/USDT", Decimal(1), market().rules, datetime(2024, 1, 1))
     assert market(ask="60010").problem() is None and market().age(T0).total_seconds() == 0
+
+
+# A MarketView pickled by the code before InstrumentRules and MarketView derived their rounding
+# flags and key at construction (commit 32f0e74): recovery snapshots of that age must still load.
+OLD_MARKET_VIEW_PICKLE = (
+    "gAWVLQEAAAAAAACMC3Jpc2subWFya2V0lIwKTWFya2V0Vmlld5STlCmBlF2UKIwHYmluYW5jZZSMCEJUQy9VU0RUlIwHZGVjaW1hbJSMB0Rl"
+    "Y2ltYWyUk5SMBTYwMDAwlIWUUpRoAIwPSW5zdHJ1bWVudFJ1bGVzlJOUKYGUXZQoaAmMBDAuMDGUhZRSlGgJjAcwLjAwMDAxlIWUUpRoCYwH"
+    "MC4wMDAwMZSFlFKUTmgJjAE1lIWUUpROZWKMCGRhdGV0aW1llIwIZGF0ZXRpbWWUk5RDCgfoCAgXNg8AAACUaB2MCHRpbWV6b25llJOUaB2M"
+    "CXRpbWVkZWx0YZSTlEsASwBLAIeUUpSFlFKUhpRSlGgJjAg1OTk5OS45OZSFlFKUaAmMCDYwMDAwLjAxlIWUUpROZWIu"
+)
+
+
+def test_market_view_snapshot_from_before_the_derived_fields_restores_complete() -> None:
+    view = pickle.loads(base64.b64decode(OLD_MARKET_VIEW_PICKLE))
+    assert isinstance(view, MarketView)
+    assert view.key == "binance:BTC/USDT" and view.problem() is None
+    assert view.rules.unit_amount_step == Decimal("0.00001") and view.rules.unit_price_tick == Decimal("0.01")
+    assert view.rules.floor_amount(Decimal("0.0123456")) == Decimal("0.01234")
+    again = pickle.loads(pickle.dumps(view))
+    assert again == view and again.key == view.key and again.rules.unit_price_tick == Decimal("0.01")
+
+
+def test_market_view_snapshot_keeps_a_problem_judged_again() -> None:
+    broken = MarketView("binance", "BTC/USDT", Decimal("NaN"), InstrumentRules(Decimal("0.5"), Decimal(0)), T0)
+    again = pickle.loads(pickle.dumps(broken))
+    assert again.problem() == broken.problem() is not None
+    assert again.rules.problem() == "amount_step 0 must be a finite number > 0"
+    assert again.rules.unit_price_tick is None
