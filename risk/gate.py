@@ -40,6 +40,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from core.clock import EPOCH, Clock
 from core.events import Side
@@ -111,11 +112,16 @@ class GateState:
         bucket = TokenBucket(limits.max_orders_per_second, limits.order_burst, clock)
         return cls(clock, bucket, trading_state)
 
-    def __getstate__(self) -> tuple[Clock, TokenBucket, TradingState]:
-        return (self.clock, self.rate_limiter, self.trading_state)
+    # The layout of Python's default pickling of a slotted object, less the cache: snapshots taken
+    # before the cache existed load unchanged.
+    def __getstate__(self) -> tuple[None, dict[str, object]]:
+        return None, {"clock": self.clock, "rate_limiter": self.rate_limiter, "trading_state": self.trading_state}
 
-    def __setstate__(self, state: tuple[Clock, TokenBucket, TradingState]) -> None:
-        self.clock, self.rate_limiter, self.trading_state = state
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        slots = state[1]
+        self.clock = slots["clock"]
+        self.rate_limiter = slots["rate_limiter"]
+        self.trading_state = slots["trading_state"]
         self.derived = {}
 
 

@@ -8,6 +8,7 @@ that are and are not one power of ten, every trading state, and sequences on a m
 
 from __future__ import annotations
 
+import base64
 import pickle
 from dataclasses import replace
 from datetime import timedelta
@@ -261,3 +262,26 @@ def test_gate_state_snapshot_leaves_out_the_derived_values() -> None:
     assert restored.rate_limiter.available() == state.rate_limiter.available()
     again = evaluate(order, PortfolioView(ACCOUNT, Decimal(100000)), view, limits, restored)
     assert isinstance(first, ApprovedOrder) and isinstance(again, ApprovedOrder) and again.amount == first.amount
+
+
+# A GateState pickled by the code before the derived-values cache (commit 32f0e74), one token taken.
+OLD_GATE_STATE_PICKLE = (
+    "gAWVcAEAAAAAAACMCXJpc2suZ2F0ZZSMCUdhdGVTdGF0ZZSTlCmBlE59lCiMBWNsb2NrlIwKY29yZS5jbG9ja5SMC01hbnVhbENsb2NrlJOU"
+    "KYGUfZSMBF9ub3eUjAhkYXRldGltZZSMCGRhdGV0aW1llJOUQwoH6AgIFzYPAAAAlGgMjAh0aW1lem9uZZSTlGgMjAl0aW1lZGVsdGGUk5RL"
+    "AEsASwCHlFKUhZRSlIaUUpRzYowMcmF0ZV9saW1pdGVylIwNcmlzay50aHJvdHRsZZSMC1Rva2VuQnVja2V0lJOUKYGUTn2UKIwGX2J1cnN0"
+    "lEdANAAAAAAAAIwGX2Nsb2NrlGgJjAVfbGFzdJRoGYwFX3JhdGWUR0AkAAAAAAAAjAdfdG9rZW5zlEdAMwAAAAAAAHWGlGKMDXRyYWRpbmdf"
+    "c3RhdGWUjAtjb3JlLm9yZGVyc5SMDFRyYWRpbmdTdGF0ZZSTlIwGYWN0aXZllIWUUpR1hpRiLg=="
+)
+
+
+def test_gate_state_snapshot_from_before_the_cache_restores_and_judges() -> None:
+    state = pickle.loads(base64.b64decode(OLD_GATE_STATE_PICKLE))
+    assert isinstance(state, GateState) and state.derived == {}
+    assert state.trading_state is TradingState.ACTIVE and state.rate_limiter.available() == 19.0
+    limits = RiskLimits()
+    view = MarketView("binance", "BTC/USDT", Decimal(60000), InstrumentRules(Decimal("0.01"), Decimal("0.00001")), T0)
+    order = OrderIntent(
+        ACCOUNT, "s", "binance", "BTC/USDT", Side.BUY, OrderType.MARKET, Decimal("0.01"), None, False, "x", T0
+    )
+    assert isinstance(evaluate(order, PortfolioView(ACCOUNT, Decimal(100000)), view, limits, state), ApprovedOrder)
+    assert state.rate_limiter.available() == 18.0
