@@ -147,6 +147,8 @@ class TradingSettings(StrictConfig):
     #: Online models whose predictions strategies such as ``model_fusion`` read (none by default:
     #: the EMA-cross rule needs no model). E.g. BOT4_TRADING__MODELS__MODELS='["logreg"]'.
     models: ModelsConfig = ModelsConfig(models=())
+    #: Market events per source batch (smaller: lower latency and finer recovery epochs).
+    batch_size: int = Field(default=1000, ge=1)
 
 
 class StorageSettings(StrictConfig):

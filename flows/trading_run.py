@@ -195,7 +195,7 @@ def trading_flow(
     clock: Clock | None = None,
     source: Source[Inbound | DeadLetter] | None = None,
     commands: Source[Inbound | DeadLetter] | None = None,
-    batch_size: int = 5000,
+    batch_size: int | None = None,
 ) -> Dataflow:
     """Build the trading dataflow for ``settings.mode`` (``backtest`` is ``bot4 backtest``'s)."""
     settings = settings or load_settings()
@@ -211,7 +211,9 @@ def trading_flow(
     flow = Dataflow("bot4_trading")
     if source is None:
         md_topics = TRADE_TOPICS if trading.bars_from == "trades" else CANDLE_TOPICS
-        source = AlignedKafkaSource(kafka, [kafka.topic(t) for t in md_topics], tail=tail, batch_size=batch_size)
+        source = AlignedKafkaSource(
+            kafka, [kafka.topic(t) for t in md_topics], tail=tail, batch_size=batch_size or trading.batch_size
+        )
     if commands is None:
         commands = InboundKafkaSource(kafka, [kafka.topic(CONTROL_TOPIC)], tail=tail, clock=clock)
     known = frozenset(f"{trading.exchange}:{s}" for s in trading.symbols)
