@@ -74,10 +74,12 @@ from flows.metrics import (
     EXPOSURE,
     FILL_NOTIONAL,
     FILLS,
+    LAST_EVENT_TIME,
     ORDER_TRANSITIONS,
     PNL,
     RISK_DECISIONS,
     RISK_STATE,
+    STAGE_LATENCY,
     instrument_label,
 )
 from flows.models import rejects_to_dead_letters as models_dead_letters
@@ -191,8 +193,11 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
     """Contracts, then the feature engine, then the strategies, in input order; one state per
     instrument (one instrument per key, or all of them under one key when ``ordered``)."""
 
-    def __init__(self, setup: InstrumentSetup, resume: InstrumentStates | None) -> None:
+    def __init__(
+        self, setup: InstrumentSetup, resume: InstrumentStates | None, wall_clock: Clock | None = None
+    ) -> None:
         self._setup = setup
+        self._wall = wall_clock
         self._states: InstrumentStates = resume if resume is not None else {}
         # Dead letters are stamped with event time (the newest ts_recv seen), so replays are repeatable.
         self._clock = ManualClock(EPOCH_START)
@@ -240,7 +245,22 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
             if refused:
                 out.extend(models_dead_letters(refused, FEATURES_TOPIC, clock))
         EVENTS.labels("instrument", "ok").inc(len(values))
+        self._freshness(values)
         return out, StatefulBatchLogic.RETAIN
+
+    def _freshness(self, values: list[Any]) -> None:
+        """Data freshness per instrument and the receive-to-decision latency, once per batch."""
+        newest: dict[str, datetime] = {}
+        last: MarketEvent | None = None
+        for item in values:
+            event = item.event if isinstance(item, Decoded) else item
+            if isinstance(event, Trade | Candle | Quote | BookSnapshot | BookDelta):
+                newest[event.key] = event.ts_event
+                last = event
+        for key, ts in newest.items():
+            LAST_EVENT_TIME.labels("trading", instrument_label(key)).set(ts.timestamp())
+        if last is not None and self._wall is not None:
+            STAGE_LATENCY.labels("trading").observe(max(0.0, (self._wall.now() - last.ts_recv).total_seconds()))
 
     def on_eof(self) -> tuple[list[InstrumentOut], bool]:
         out: list[InstrumentOut] = []
@@ -614,7 +634,7 @@ def trading_steps(
     if instrument.ordered:
         keyed = op.map(f"{step_id}_one_key", keyed, lambda kv: (ORDERED_KEY, kv[1]))
     per_instrument = op.stateful_batch(
-        f"{step_id}_instrument", keyed, lambda resume: InstrumentLogic(instrument, resume)
+        f"{step_id}_instrument", keyed, lambda resume: InstrumentLogic(instrument, resume, wall_clock)
     )
     items = op.flat_map_batch(f"{step_id}_items", per_instrument, lambda batch: [v for _, v in batch])
     to_accounts: Stream[Any] = items if commands is None else op.merge(f"{step_id}_commands", items, commands)
