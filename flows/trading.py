@@ -349,6 +349,11 @@ class AccountState:
         self.markets: dict[str, tuple[str, str, Decimal, InstrumentRules, datetime]] = {}
         self.next_sample: datetime | None = None
         self.realized = Decimal(0)
+        # Market-data times not yet shown to the staleness breaker, and the equity it saw last:
+        # the breakers are settled before every decision and at the end of each batch, not on
+        # every event (see AccountLogic._settle).
+        self.pending_md: dict[str, datetime] = {}
+        self.observed_equity: Decimal | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__
@@ -382,10 +387,13 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             state = self._state_for(account)
             setup = self._setups[account]
             if isinstance(item, Signal):
+                self._settle(state, out)
                 self._on_signal(state, setup, item, out)
             elif isinstance(item, KillSwitch):
+                self._settle(state, out)
                 self._apply(state, state.engine.kill(item), out)
             elif isinstance(item, ResetBreaker):
+                self._settle(state, out)
                 try:
                     self._apply(state, state.engine.reset(item), out)
                 except ValueError as exc:
@@ -393,9 +401,10 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             else:
                 self._on_market(state, setup, item, out)
             self._drain(state, out)
-        EVENTS.labels("account", "ok").inc(len(values))
         if self._state is not None:
+            self._settle(self._state, out)
             _export_metrics(self._state, out)
+        EVENTS.labels("account", "ok").inc(len(values))
         return out, StatefulBatchLogic.RETAIN
 
     # -- market data ---------------------------------------------------------------------------
@@ -428,14 +437,31 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             return
         state.manager.portfolio.mark(event.exchange, symbol, price, as_of)
         state.markets[event.key] = (event.exchange, symbol, price, rules, as_of)
-        self._apply(state, state.engine.observe(state.engine.machine.on_market_data(event.key, as_of)), out)
+        state.pending_md[event.key] = as_of
         if isinstance(event, Candle) or state.next_sample is None or as_of >= state.next_sample:
             self._sample(state, setup, as_of, out)
+
+    def _settle(self, state: AccountState, out: list[AccountOut]) -> None:
+        """Bring the breakers up to date: the newest market-data time of every instrument seen since
+        the last call, then the clock (cooldowns end, staleness is judged). Runs before every
+        decision and command and at the end of each batch, so no decision sees a stale state; the
+        staleness breaker keeps only the newest time per instrument, so nothing is lost by not
+        calling it on every event."""
+        machine = state.engine.machine
+        if state.pending_md:
+            pending, state.pending_md = state.pending_md, {}
+            for key, ts in pending.items():
+                self._apply(state, state.engine.observe(machine.on_market_data(key, ts)), out)
+        else:
+            self._apply(state, state.engine.observe(machine.tick()), out)
 
     def _sample(self, state: AccountState, setup: AccountSetup, ts: datetime, out: list[AccountOut]) -> None:
         portfolio = state.manager.portfolio
         equity = portfolio.equity
-        self._apply(state, state.engine.observe(state.engine.machine.on_equity(equity)), out)
+        if equity != state.observed_equity:  # the drawdown and daily-loss breakers see every change
+            self._settle(state, out)
+            self._apply(state, state.engine.observe(state.engine.machine.on_equity(equity)), out)
+            state.observed_equity = equity
         out.append(EquitySample(setup.account, ts, equity, portfolio.cash, portfolio.market_value, portfolio.drawdown))
         state.next_sample = ts + EQUITY_SAMPLE_EVERY
 
