@@ -56,6 +56,9 @@ MAX_BOOK_CAPTURES = 10_000
 EngineOutput = FeatureVector | LateTrade | InvalidTrade | RejectedCandle | ResyncRequired
 
 _INDICATOR_NAMES = FEATURE_NAMES[FEATURE_NAMES.index("sma_20") : FEATURE_NAMES.index("zscore_20") + 1]
+_BB = frozenset({"bb_upper_20_2", "bb_middle_20", "bb_lower_20_2"})
+_MACD = frozenset({"macd_12_26", "macd_signal_9", "macd_hist"})
+_STOCH = frozenset({"stoch_k_14_3", "stoch_d_3"})
 _FLOW_NAMES = ("flow_buy_volume_60s", "flow_sell_volume_60s", "flow_imbalance_60s", "flow_intensity_60s")
 _BOOK_NAMES = (
     "book_mid",
@@ -96,9 +99,16 @@ class FeatureEngine:
         timeframe: str = "1m",
         allowed_lateness: timedelta = timedelta(seconds=2),
         bars_from: Literal["trades", "candles"] = "trades",
+        features: frozenset[str] | None = None,
     ) -> None:
         if bars_from not in ("trades", "candles"):
             raise ValueError(f"bars_from must be 'trades' or 'candles', got {bars_from!r}")
+        unknown = sorted(set(features or ()) - set(FEATURE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; features/schema.py lists the names")
+        # Indicators whose features nobody reads are not updated (their values stay None): a
+        # backtest of a strategy reading two indicators does not pay for thirteen. None: all.
+        self._needed = frozenset(_INDICATOR_NAMES) if features is None else frozenset(features)
         self.timeframe = timeframe
         self.allowed_lateness = allowed_lateness
         self.bars_from = bars_from
@@ -172,22 +182,34 @@ class FeatureEngine:
         close, high, low = bar.close, bar.high, bar.low
         assert close is not None and high is not None and low is not None  # a non-empty bar
         ret = self._returns.update(close)
-        bb = self._bb.update(close)
-        macd = self._macd.update(close)
-        stoch = self._stoch.update(high, low, close)
-        price = bar.vwap if bar.vwap is not None else (high + low + close) / 3.0
         ind = self._indicators
-        ind["sma_20"] = self._sma.update(close)
-        ind["ema_20"] = self._ema.update(close)
-        ind["rsi_14"] = self._rsi.update(close)
-        ind["macd_12_26"], ind["macd_signal_9"], ind["macd_hist"] = macd if macd is not None else (None,) * 3
-        ind["bb_upper_20_2"], ind["bb_middle_20"], ind["bb_lower_20_2"] = bb if bb is not None else (None,) * 3
-        ind["atr_14"] = self._atr.update(high, low, close)
-        ind["vwap_20"] = self._vwap.update(price, bar.volume)
-        ind["stoch_k_14_3"], ind["stoch_d_3"] = stoch if stoch is not None else (None, None)
-        ind["obv"] = self._obv.update(close, bar.volume)
-        ind["realized_vol_20"] = self._rv.update(close)
-        ind["zscore_20"] = self._z.update(close)
+        need = self._needed
+        if not need.isdisjoint(_BB):
+            bb = self._bb.update(close)
+            ind["bb_upper_20_2"], ind["bb_middle_20"], ind["bb_lower_20_2"] = bb if bb is not None else (None,) * 3
+        if not need.isdisjoint(_MACD):
+            macd = self._macd.update(close)
+            ind["macd_12_26"], ind["macd_signal_9"], ind["macd_hist"] = macd if macd is not None else (None,) * 3
+        if not need.isdisjoint(_STOCH):
+            stoch = self._stoch.update(high, low, close)
+            ind["stoch_k_14_3"], ind["stoch_d_3"] = stoch if stoch is not None else (None, None)
+        if "sma_20" in need:
+            ind["sma_20"] = self._sma.update(close)
+        if "ema_20" in need:
+            ind["ema_20"] = self._ema.update(close)
+        if "rsi_14" in need:
+            ind["rsi_14"] = self._rsi.update(close)
+        if "atr_14" in need:
+            ind["atr_14"] = self._atr.update(high, low, close)
+        if "vwap_20" in need:
+            price = bar.vwap if bar.vwap is not None else (high + low + close) / 3.0
+            ind["vwap_20"] = self._vwap.update(price, bar.volume)
+        if "obv" in need:
+            ind["obv"] = self._obv.update(close, bar.volume)
+        if "realized_vol_20" in need:
+            ind["realized_vol_20"] = self._rv.update(close)
+        if "zscore_20" in need:
+            ind["zscore_20"] = self._z.update(close)
         return (None, None) if ret is None else (ret.simple, ret.log)
 
     def _vector(self, bar: Bar) -> FeatureVector:
@@ -244,11 +266,14 @@ class FeatureEngine:
     # -- state ------------------------------------------------------------------------------------
 
     def _params(self) -> dict[str, Any]:
-        return {
+        params: dict[str, Any] = {
             "timeframe": self.timeframe,
             "lateness_us": self.allowed_lateness // timedelta(microseconds=1),
             "bars_from": self.bars_from,
         }
+        if self._needed != frozenset(_INDICATOR_NAMES):  # only a subset engine records it (old snapshots stay valid)
+            params["indicators"] = sorted(self._needed & frozenset(_INDICATOR_NAMES))
+        return params
 
     def _components(self) -> dict[str, Any]:
         return {

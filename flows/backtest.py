@@ -70,6 +70,25 @@ STRATEGIES: dict[str, Callable[[str], Strategy]] = {
 }
 
 
+#: The features each strategy reads (a strategy missing here, or any model, gets all of them).
+STRATEGY_FEATURES: dict[str, frozenset[str]] = {
+    "ema_cross_rsi": frozenset({"bar_close", "bar_low", "bar_empty", "macd_12_26", "rsi_14"}),
+}
+
+
+def features_for(strategies: Sequence[str], models: ModelsConfig) -> frozenset[str] | None:
+    """What a backtest must compute: the union of its strategies' features, or None (all).
+
+    >>> sorted(features_for(["ema_cross_rsi"], ModelsConfig(models=())))[:2]
+    ['bar_close', 'bar_empty']
+    >>> features_for(["ema_cross_rsi"], ModelsConfig(models=("logreg",))) is None
+    True
+    """
+    if models.models or any(s not in STRATEGY_FEATURES for s in strategies):
+        return None
+    return frozenset().union(*(STRATEGY_FEATURES[s] for s in strategies))
+
+
 def strategies_for(names: Sequence[str], account: str) -> Callable[[], list[Strategy]]:
     """A factory of the named strategies; an unknown name is refused with the known ones."""
     unknown = [n for n in names if n not in STRATEGIES]
@@ -205,6 +224,7 @@ def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, c
         models=config.models,
         ordered=True,
         trade_from=config.trade_from,
+        features=features_for(config.strategies, config.models),
     )
     account = AccountSetup(
         config.account,

@@ -167,6 +167,9 @@ class InstrumentSetup:
     #: Signals before this time are not traded (a walk-forward fold's training window: the
     #: features, models and strategies warm up on it, the account does not trade it).
     trade_from: datetime | None = None
+    #: The features to compute (None: all 39). Backtests name only what their strategies read;
+    #: flows that publish vectors compute them all.
+    features: frozenset[str] | None = None
     max_backwards: timedelta = timedelta(0)
     dedup_window: int = 10_000
     #: ``True``: every instrument in one step, in input order (a backtest's merged replay: the
@@ -180,7 +183,11 @@ class InstrumentState:
 
     def __init__(self, key: str, setup: InstrumentSetup) -> None:
         self.contracts = KeyContracts(setup.max_backwards, setup.dedup_window)
-        self.engine = FeatureEngine(setup.timeframe, bars_from=setup.bars_from)  # type: ignore[arg-type]
+        self.engine = FeatureEngine(
+            setup.timeframe,
+            bars_from=setup.bars_from,  # type: ignore[arg-type]
+            features=setup.features,
+        )
         self.models = InstrumentModels(key, setup.models, setup.strategies())
 
 
