@@ -7,6 +7,7 @@ it at once with the field and the reason.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -264,6 +265,11 @@ _register_console(app)
 
 
 def main() -> None:
+    from flows.logs import configure_json_logging
+
+    # Flow processes log JSON lines on stderr (an order's lines carry its client order id); the
+    # commands' own output stays human (rich). BOT4_LOG_LEVEL=DEBUG for more.
+    configure_json_logging(os.environ.get("BOT4_LOG_LEVEL", "WARNING"))
     try:
         app()
     except Bot4Error as exc:
