@@ -433,6 +433,16 @@ class RiskStateMachine:
         """Newest market data time for an instrument (``exchange:SYMBOL``)."""
         return self._apply(lambda now: self._market.observe(key, ts_event))
 
+    def on_market_data_many(self, newest: Mapping[str, datetime]) -> tuple[RiskEvent, ...]:
+        """The newest market-data time of several instruments at once, judged together: an
+        instrument is not found stale just because its update came later in the same call."""
+
+        def observe(now: datetime) -> None:
+            for key, ts_event in newest.items():
+                self._market.observe(key, ts_event)
+
+        return self._apply(observe)
+
     def on_features(self, source: str, ts: datetime) -> tuple[RiskEvent, ...]:
         """Newest time of a feature set or a model's output (``source`` names which)."""
         return self._apply(lambda now: self._features.observe(source, ts))

@@ -1,8 +1,10 @@
 """The order gate: every order intent is approved or denied here, with every reason.
 
 ``evaluate`` is pure and synchronous apart from the order-rate bucket in :class:`GateState`
-(it takes a token only when it approves). It never raises for a business rejection: bad inputs
-(NaN, negative, absurd values, unknown instruments) are denials with a reason code.
+(it takes a token only when it approves) and the values it derives once per portfolio view, market
+view and limits and keeps there (a cache: the verdict is the same without it). It never raises for
+a business rejection: bad inputs (NaN, negative, absurd values, unknown instruments) are denials
+with a reason code.
 
 Venue precision, decided: the amount is rounded *down* to the amount step and a limit price to the
 tick on the passive side (a buy down, a sell up), so the approved order never trades more or at a
