@@ -457,8 +457,7 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
         machine = state.engine.machine
         if state.pending_md:
             pending, state.pending_md = state.pending_md, {}
-            for key, ts in pending.items():
-                self._apply(state, state.engine.observe(machine.on_market_data(key, ts)), out)
+            self._apply(state, state.engine.observe(machine.on_market_data_many(pending)), out)
         else:
             self._apply(state, state.engine.observe(machine.tick()), out)
 

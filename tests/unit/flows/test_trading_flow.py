@@ -208,3 +208,12 @@ def test_models_and_two_strategies_side_by_side_in_the_flow(candles):
     fused = [s for s in signals if s.strategy == "model_fusion"]
     entries = [s for s in fused if s.side.value == "buy"]
     assert entries and all(s.model_version.startswith("logreg") for s in entries)  # the primary model's
+
+
+def test_two_instruments_in_step_never_trip_the_staleness_breaker(candles):
+    """Market-data times are shown to the breakers together once per batch or decision; an
+    instrument must not look stale because the other one's update was handled first."""
+    out = run_flow(candles)
+    changes = [o for o in out if isinstance(o, RiskDecision) and o.kind is DecisionKind.STATE_CHANGED]
+    assert not [c for c in changes if "stale_market_data" in str(c.event)], changes[:3]
+    assert [o for o in out if isinstance(o, ApprovedOrder)]
