@@ -26,6 +26,7 @@ setting and keys; see :mod:`execution.ccxt_venue`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -377,6 +378,7 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
     """One account's decisions and executions; see the module docstring."""
 
     def __init__(self, setups: dict[str, AccountSetup], wall_clock: Clock, resume: AccountState | None) -> None:
+        self._next_gauges = 0.0
         self._setups = setups
         self._wall = wall_clock
         self._state = resume
@@ -410,7 +412,11 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             self._drain(state, out)
         if self._state is not None:
             self._settle(self._state, out)
-            _export_metrics(self._state, out)
+            _export_counters(out)
+            now = time.monotonic()
+            if now >= self._next_gauges:
+                _export_gauges(self._state)
+                self._next_gauges = now + GAUGE_REFRESH_S
         EVENTS.labels("account", "ok").inc(len(values))
         return out, StatefulBatchLogic.RETAIN
 
@@ -534,6 +540,11 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             state.realized = realized
             self._apply(state, state.engine.observe(state.engine.machine.on_trade_closed(closed)), out)
 
+    def on_eof(self) -> tuple[list[AccountOut], bool]:
+        if self._state is not None:
+            _export_gauges(self._state)  # the final figures, whatever the refresh interval skipped
+        return [], StatefulBatchLogic.RETAIN
+
     def snapshot(self) -> AccountState:
         assert self._state is not None, "snapshot is only taken after a batch"
         return self._state
@@ -555,9 +566,13 @@ def _market_view(state: AccountState, key: str) -> MarketView | None:
     )
 
 
-def _export_metrics(state: AccountState, records: list[AccountOut]) -> None:
-    """The account's Prometheus gauges once per batch, the counters per record."""
-    account = state.manager.portfolio.account
+#: Gauges are refreshed at most this often (wall time); Prometheus scrapes every few seconds, and a
+#: live flow's batches are small, so refreshing them per batch would cost more than the decision.
+GAUGE_REFRESH_S = 0.25
+
+
+def _export_counters(records: list[AccountOut]) -> None:
+    """Decisions by outcome and reason, order transitions and fills (per record: they are rare)."""
     for record_ in records:
         if isinstance(record_, RiskDecision):
             if record_.kind is DecisionKind.APPROVED:
@@ -570,6 +585,11 @@ def _export_metrics(state: AccountState, records: list[AccountOut]) -> None:
         elif isinstance(record_, Fill):
             FILLS.labels(record_.exchange, record_.side.value).inc()
             FILL_NOTIONAL.labels(record_.exchange).inc(float(record_.price * record_.amount))
+
+
+def _export_gauges(state: AccountState) -> None:
+    """Risk state, breakers, equity, drawdown, PnL and exposure of the account."""
+    account = state.manager.portfolio.account
     current = state.engine.state
     for trading_state in TradingState:
         RISK_STATE.labels(account, trading_state.value).set(1 if trading_state is current else 0)
