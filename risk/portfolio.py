@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
+from typing import NamedTuple
 
 from core.events import Side
 from core.orders import OrderType
@@ -102,14 +103,14 @@ class Exposure:
 FLAT = Exposure(_ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO)
 
 
-@dataclass(frozen=True, slots=True)
-class InstrumentBook:
+class InstrumentBook(NamedTuple):
     """What the gate reads about one instrument of a portfolio, derived once per view and key.
 
     The ``other_*`` sums are the portfolio's totals less this instrument's share (at its mark), so
     the gate adds the instrument back at the order's reference price. ``lowest_sell`` /
     ``highest_buy`` are the extreme prices of our resting limit orders with something left to
-    fill (None when there are none): an order can self-trade only if it reaches past them.
+    fill (None when there are none): an order can self-trade only if it reaches past them. A named
+    tuple: immutable, and cheap to build for a view that is read only once.
     """
 
     exposure: Exposure
@@ -278,20 +279,26 @@ class PortfolioView:
         # their Decimal exponents (which show in denial messages) are unchanged.
         exp = self.exposure(key)
         orders = self.orders_for(key)
+        lowest_sell: Decimal | None = None
+        highest_buy: Decimal | None = None
         # A view with a problem has unusable numbers (the gate denies before reading its book).
-        usable = () if self._problem is not None else orders
-        resting = [o for o in usable if o.order_type is OrderType.LIMIT and o.remaining > 0]
-        sells = [o.price for o in resting if o.side is Side.SELL]
-        buys = [o.price for o in resting if o.side is Side.BUY]
+        if self._problem is None:
+            for o in orders:
+                if o.order_type is not OrderType.LIMIT or o.remaining <= 0:
+                    continue
+                if o.side is Side.SELL and (lowest_sell is None or o.price < lowest_sell):
+                    lowest_sell = o.price
+                elif o.side is Side.BUY and (highest_buy is None or o.price > highest_buy):
+                    highest_buy = o.price
         return InstrumentBook(
-            exposure=exp,
-            worst_abs=max(abs(exp.long_worst), abs(exp.short_worst)),
-            other_gross=self._gross - exp.gross_at(exp.mark),
-            other_long=self._net_long - exp.long_worst * exp.mark,
-            other_short=self._net_short - exp.short_worst * exp.mark,
-            orders=orders,
-            lowest_sell=min(sells) if sells else None,
-            highest_buy=max(buys) if buys else None,
+            exp,
+            max(abs(exp.long_worst), abs(exp.short_worst)),
+            self._gross - exp.gross_at(exp.mark),
+            self._net_long - exp.long_worst * exp.mark,
+            self._net_short - exp.short_worst * exp.mark,
+            orders,
+            lowest_sell,
+            highest_buy,
         )
 
     def orders_for(self, key: str) -> tuple[OpenOrder, ...]:
