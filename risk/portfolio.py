@@ -35,7 +35,7 @@ from typing import NamedTuple
 from core.events import Side
 from core.orders import OrderType
 from core.symbols import instrument_key
-from risk.market import sane_number, sane_positive
+from risk.market import MAX_MAGNITUDE, MIN_MAGNITUDE, sane_positive
 
 _ZERO = Decimal(0)
 
@@ -176,35 +176,52 @@ class PortfolioView:
         self._sound = self._problem is None and sane_positive(equity)
 
     def _find_problem(self) -> str | None:
+        # sane_number / sane_positive inlined: they run for every number of every view.
+        top, bottom = MAX_MAGNITUDE, MIN_MAGNITUDE
         for p in self._positions.values():
-            if not sane_number(p.amount):
-                return f"position {p.key} amount {p.amount} is not a finite number"
-            if not sane_positive(p.mark_price):
-                return f"position {p.key} mark price {p.mark_price} must be a finite number > 0"
+            amount, mark = p.amount, p.mark_price
+            if not (isinstance(amount, Decimal) and amount.is_finite() and abs(amount) <= top):
+                return f"position {p.key} amount {amount} is not a finite number"
+            if not (isinstance(mark, Decimal) and mark.is_finite() and bottom <= mark <= top):
+                return f"position {p.key} mark price {mark} must be a finite number > 0"
         for o in self._open_orders:
-            if not sane_number(o.remaining) or o.remaining < 0:
-                return f"open order {o.client_order_id} remaining {o.remaining} must be a finite number >= 0"
-            if not sane_positive(o.price):
-                return f"open order {o.client_order_id} price {o.price} must be a finite number > 0"
+            remaining, price = o.remaining, o.price
+            if not (isinstance(remaining, Decimal) and remaining.is_finite() and 0 <= remaining <= top):
+                return f"open order {o.client_order_id} remaining {remaining} must be a finite number >= 0"
+            if not (isinstance(price, Decimal) and price.is_finite() and bottom <= price <= top):
+                return f"open order {o.client_order_id} price {price} must be a finite number > 0"
         return None
 
     def _aggregate(self) -> None:
+        # One pass per instrument and one over the instruments, adding in the order the
+        # straightforward ``sum(..., _ZERO)`` per quantity would (so totals and their exponents are
+        # the same); the trading flow builds a view for every signal.
         exposures: dict[str, Exposure] = {}
-        for key in self._positions.keys() | self._orders_by_key.keys():
-            position = self._positions.get(key)
-            orders = self._orders_by_key.get(key, ())
-            buys = sum((o.remaining for o in orders if o.side is Side.BUY), _ZERO)
-            sells = sum((o.remaining for o in orders if o.side is Side.SELL), _ZERO)
-            r_buys = sum((o.remaining for o in orders if o.side is Side.BUY and o.reduce_only), _ZERO)
-            r_sells = sum((o.remaining for o in orders if o.side is Side.SELL and o.reduce_only), _ZERO)
+        positions, by_key = self._positions, self._orders_by_key
+        for key in positions.keys() | by_key.keys():
+            position = positions.get(key)
+            orders = by_key.get(key, ())
+            buys = sells = r_buys = r_sells = _ZERO
+            for o in orders:
+                if o.side is Side.BUY:
+                    buys = buys + o.remaining
+                    if o.reduce_only:
+                        r_buys = r_buys + o.remaining
+                elif o.side is Side.SELL:
+                    sells = sells + o.remaining
+                    if o.reduce_only:
+                        r_sells = r_sells + o.remaining
             # An instrument with orders but no position is valued at its highest order price.
             mark = position.mark_price if position is not None else max(o.price for o in orders)
             amount = position.amount if position is not None else _ZERO
             exposures[key] = Exposure(amount, buys, sells, r_buys, r_sells, mark)
         self._exposures = MappingProxyType(exposures)
-        self._gross = sum((e.gross_at(e.mark) for e in exposures.values()), _ZERO)
-        self._net_long = sum((e.long_worst * e.mark for e in exposures.values()), _ZERO)
-        self._net_short = sum((e.short_worst * e.mark for e in exposures.values()), _ZERO)
+        gross = net_long = net_short = _ZERO
+        for e in exposures.values():
+            gross = gross + e.gross_at(e.mark)
+            net_long = net_long + e.long_worst * e.mark
+            net_short = net_short + e.short_worst * e.mark
+        self._gross, self._net_long, self._net_short = gross, net_long, net_short
 
     @property
     def account(self) -> str:
