@@ -77,9 +77,13 @@ FULL = 20_000
 
 
 @pytest.fixture(scope="session")
-def vectors(request: pytest.FixtureRequest) -> Callable[[str, int], list[FeatureVector]]:
-    """``vectors("ETH", n)``: the real vectors of the first ``n`` candles (cached per session and on disk)."""
-    cache_dir = Path(request.config.cache.mkdir("bot4_models_vectors"))
+def vectors(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str, int], list[FeatureVector]]:
+    """``vectors("ETH", n)``: the real vectors of the first ``n`` candles (cached per session, and on
+    disk in pytest's cache when the cache plugin is on; `make test` runs with it off)."""
+    cache = getattr(request.config, "cache", None)
+    cache_dir = Path(cache.mkdir("bot4_models_vectors")) if cache is not None else tmp_path_factory.mktemp("vectors")
 
     def get(symbol: str, n: int) -> list[FeatureVector]:
         cached = _CACHE.get(symbol)
