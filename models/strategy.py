@@ -111,6 +111,28 @@ def _stop_hit(values: Mapping[str, FeatureValue], state: _Position, stop_loss: f
     return low is not None and low <= state.entry_close * (1.0 - stop_loss)
 
 
+def _open_bar(
+    positions: dict[str, _Position], vector: FeatureVector, stop_loss: float
+) -> tuple[tuple[str, str], Mapping[str, FeatureValue], _Position, float | None, bool] | None:
+    """What every strategy reads first from a bar: the instrument, its values and state, the close
+    (remembered for a stop measured from it) and whether the stop was hit; None for an empty bar
+    or a malformed key (no signal on those)."""
+    parts = split_key(vector.key)
+    if parts is None:
+        return None
+    values = vector.values
+    state = positions.get(vector.key)
+    if state is None:
+        state = positions[vector.key] = _Position()
+    if values.get("bar_empty") is True:
+        return None
+    close = number(values, "bar_close")
+    stop = _stop_hit(values, state, stop_loss)
+    if close is not None:
+        state.last_close = close
+    return parts, values, state, close, stop
+
+
 def _set_position(positions: dict[str, _Position], key: str, is_long: bool, entry_price: float | None) -> None:
     state = positions.setdefault(key, _Position())
     state.long = is_long
@@ -182,19 +204,10 @@ class EmaCrossRsi:
         >>> EmaCrossRsi("paper").on_features(v, None) is None
         True
         """
-        parts = split_key(vector.key)
-        if parts is None:
+        bar = _open_bar(self._positions, vector, self.stop_loss)
+        if bar is None:
             return None
-        values = vector.values
-        state = self._positions.get(vector.key)
-        if state is None:
-            state = self._positions[vector.key] = _Position()
-        if values.get("bar_empty") is True:
-            return None
-        close = number(values, "bar_close")
-        stop = _stop_hit(values, state, self.stop_loss)
-        if close is not None:
-            state.last_close = close
+        parts, values, state, close, stop = bar
         macd = number(values, "macd_12_26")
         prev = state.prev_macd
         if macd is not None:
@@ -316,19 +329,10 @@ class ModelStrategy:
         >>> ModelStrategy("paper").on_features(FeatureVector("binance:BTC/USDT", "1m", t, t, {}), None) is None
         True
         """
-        parts = split_key(vector.key)
-        if parts is None:
+        bar = _open_bar(self._positions, vector, self.stop_loss)
+        if bar is None:
             return None
-        values = vector.values
-        state = self._positions.get(vector.key)
-        if state is None:
-            state = self._positions[vector.key] = _Position()
-        if values.get("bar_empty") is True:
-            return None
-        close = number(values, "bar_close")
-        stop = _stop_hit(values, state, self.stop_loss)
-        if close is not None:
-            state.last_close = close
+        parts, values, state, close, stop = bar
         usable = self._usable(vector, prediction)
         if stop:
             version = state.entry_model_version or (usable.model_version if usable else "rule:stop_loss")

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from core.clock import from_epoch_us, to_epoch_us
@@ -149,7 +151,7 @@ def approved_order_record(order: ApprovedOrder) -> dict[str, Any]:
     return out
 
 
-def approved_order_from_record(rec: dict[str, Any]) -> ApprovedOrder:
+def approved_order_from_record(rec: Mapping[str, Any]) -> ApprovedOrder:
     """Rebuild an approved order from its ``orders.v1`` message, for execution in another process.
 
     Trusts the record: only the risk flow writes ``orders.v1``. Raises ``KeyError`` / ``ValueError``
@@ -166,19 +168,7 @@ def approved_order_from_record(rec: dict[str, Any]) -> ApprovedOrder:
     """
     if rec.get("v") != RECORD_VERSION:
         raise ValueError(f"orders record version {rec.get('v')!r} is not {RECORD_VERSION}")
-    intent = OrderIntent(
-        account=str(rec["account"]),
-        strategy=str(rec["strategy"]),
-        exchange=str(rec["exchange"]),
-        symbol=str(rec["symbol"]),
-        side=Side(rec["side"]),
-        order_type=OrderType(rec["order_type"]),
-        amount=to_decimal(rec["amount"], name="amount"),
-        limit_price=None if rec["limit_price"] is None else to_decimal(rec["limit_price"], name="limit_price"),
-        reduce_only=bool(rec["reduce_only"]),
-        client_order_id=str(rec["client_order_id"]),
-        ts_event=from_epoch_us(int(rec["ts_event"])),
-    )
+    intent = _intent_from_record(rec, checked=True)
     price = rec["approved_price"]
     return ApprovedOrder(
         intent,
@@ -188,3 +178,59 @@ def approved_order_from_record(rec: dict[str, Any]) -> ApprovedOrder:
         from_epoch_us(int(rec["ts_decided"])),
         token=_APPROVAL_TOKEN,
     )
+
+
+def _intent_from_record(rec: Mapping[str, Any], *, checked: bool) -> OrderIntent:
+    """The intent fields of an order or decision record. ``checked=False`` keeps a denied intent's
+    amount as recorded, even the NaN or negative value it was denied for."""
+
+    def number(value: Any, name: str) -> Decimal:
+        return to_decimal(value, name=name) if checked else Decimal(str(value))
+
+    limit = rec["limit_price"]
+    return OrderIntent(
+        account=str(rec["account"]),
+        strategy=str(rec["strategy"]),
+        exchange=str(rec["exchange"]),
+        symbol=str(rec["symbol"]),
+        side=Side(rec["side"]),
+        order_type=OrderType(rec["order_type"]),
+        amount=number(rec["amount"], "amount"),
+        limit_price=None if limit is None else number(limit, "limit_price"),
+        reduce_only=bool(rec["reduce_only"]),
+        client_order_id=str(rec["client_order_id"]),
+        ts_event=from_epoch_us(int(rec["ts_event"])),
+    )
+
+
+def decision_from_record(rec: Mapping[str, Any]) -> RiskDecision:
+    """Rebuild a :class:`RiskDecision` from :meth:`RiskDecision.to_record` (``ValueError`` /
+    ``KeyError`` if malformed); an approval through :func:`approved_order_from_record`.
+
+    >>> from core.clock import parse_utc
+    >>> from core.orders import KillSwitch
+    >>> from risk.config import RiskLimits
+    >>> from risk.engine import RiskEngine
+    >>> from core.clock import ManualClock
+    >>> engine = RiskEngine("acct", RiskLimits(), ManualClock(parse_utc("2021-05-19T00:00:00Z")))
+    >>> records = engine.kill(KillSwitch("acct", "ops", "test", parse_utc("2021-05-19T00:00:00Z")))
+    >>> [decision_from_record(r.to_record()) == r for r in records]
+    [True, True]
+    """
+    if rec.get("v") != RECORD_VERSION:
+        raise ValueError(f"risk decision record version {rec.get('v')!r} is not {RECORD_VERSION}")
+    kind = DecisionKind(rec["kind"])
+    ts = from_epoch_us(int(rec["ts"]))
+    account = str(rec["account"])
+    state = TradingState(rec["trading_state"])
+    reasons = tuple(DenialReason(str(r["code"]), str(r["message"])) for r in rec["reasons"])
+    event: RiskOutcome
+    if kind is DecisionKind.APPROVED:
+        event = approved_order_from_record({**rec, "ts_decided": rec["ts"]})
+    elif kind is DecisionKind.DENIED:
+        event = OrderDenied(_intent_from_record(rec, checked=False), reasons, str(rec["decision_id"]), ts)
+    elif kind is DecisionKind.STATE_CHANGED:
+        event = TradingStateChanged(account, TradingState(rec["old"]), TradingState(rec["new"]), str(rec["reason"]), ts)
+    else:
+        event = CancelAllOrders(account, str(rec["reason"]), ts, bool(rec["keep_reduce_only"]))
+    return RiskDecision(str(rec["decision_id"]), kind, account, state, ts, reasons, event)

@@ -34,21 +34,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from core.clock import from_epoch_us, parse_utc, require_utc
+from core.clock import parse_utc, require_utc
 from core.deadletter import DeadLetter
-from core.events import Side
 from core.fills import Fill, fill_from_record, fill_record
 from core.money import to_decimal
-from core.orders import (
-    CancelAllOrders,
-    DenialReason,
-    OrderDenied,
-    OrderIntent,
-    OrderType,
-    TradingState,
-    TradingStateChanged,
-)
-from risk.decisions import DecisionKind, RiskDecision, approved_order_from_record
+from risk.decisions import RiskDecision, decision_from_record
 
 FORMAT_VERSION = 1
 #: JSON scalar values allowed in the settings summary.
@@ -160,47 +150,6 @@ def dead_letter_counts(letters: Iterable[DeadLetter], samples: int = 3) -> tuple
 
 
 # ---- risk decisions: risk.decisions gives to_record(); the way back lives here -----------------
-
-
-def risk_decision_from_record(rec: Mapping[str, Any]) -> RiskDecision:
-    """Rebuild a :class:`RiskDecision` from ``RiskDecision.to_record()`` (``ValueError``/``KeyError``
-    if malformed). Approved orders are rebuilt through ``risk.decisions.approved_order_from_record``,
-    the one sanctioned way back for an approval."""
-    if rec.get("v") != 1:
-        raise ValueError(f"risk decision record version {rec.get('v')!r} is not 1")
-    kind = DecisionKind(rec["kind"])
-    ts = from_epoch_us(int(rec["ts"]))
-    account = str(rec["account"])
-    state = TradingState(rec["trading_state"])
-    reasons = tuple(DenialReason(str(r["code"]), str(r["message"])) for r in rec["reasons"])
-    event: Any
-    if kind is DecisionKind.APPROVED:
-        event = approved_order_from_record({**rec, "ts_decided": rec["ts"]})
-    elif kind is DecisionKind.DENIED:
-        event = OrderDenied(_intent(rec), reasons, str(rec["decision_id"]), ts)
-    elif kind is DecisionKind.STATE_CHANGED:
-        event = TradingStateChanged(account, TradingState(rec["old"]), TradingState(rec["new"]), str(rec["reason"]), ts)
-    else:
-        event = CancelAllOrders(account, str(rec["reason"]), ts, bool(rec["keep_reduce_only"]))
-    return RiskDecision(str(rec["decision_id"]), kind, account, state, ts, reasons, event)
-
-
-def _intent(rec: Mapping[str, Any]) -> OrderIntent:
-    limit = rec["limit_price"]
-    return OrderIntent(
-        account=str(rec["account"]),
-        strategy=str(rec["strategy"]),
-        exchange=str(rec["exchange"]),
-        symbol=str(rec["symbol"]),
-        side=Side(rec["side"]),
-        order_type=OrderType(rec["order_type"]),
-        # A denied intent may carry the very value it was denied for (NaN, negative): keep it as is.
-        amount=Decimal(str(rec["amount"])),
-        limit_price=None if limit is None else Decimal(str(limit)),
-        reduce_only=bool(rec["reduce_only"]),
-        client_order_id=str(rec["client_order_id"]),
-        ts_event=from_epoch_us(int(rec["ts_event"])),
-    )
 
 
 # ---- save / load ----------------------------------------------------------------------------
@@ -317,5 +266,5 @@ def load_results(directory: str | Path) -> RunResults:
     for r in _read_lines(folder / "prices.jsonl"):
         prices.setdefault(str(r["symbol"]), []).append(PricePoint(parse_utc(r["ts"]), to_decimal(r["close"])))
     fills = tuple(fill_from_record(r) for r in _read_lines(folder / "fills.jsonl"))
-    decisions = tuple(risk_decision_from_record(r) for r in _read_lines(folder / "decisions.jsonl"))
+    decisions = tuple(decision_from_record(r) for r in _read_lines(folder / "decisions.jsonl"))
     return RunResults(meta, equity, fills, decisions, {sym: tuple(points) for sym, points in prices.items()}, dead)
