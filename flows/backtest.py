@@ -36,6 +36,7 @@ from core.orders import ApprovedOrder, Signal
 from execution.markets import load_capabilities
 from features.schema import FeatureVector
 from flows.replay import ReplaySource
+from flows.replay.history import HistoryQuery, HistorySource
 from flows.replay.source import ReplayFile
 from flows.report.results import (
     EquitySample as ReportEquity,
@@ -122,6 +123,8 @@ class BacktestConfig:
     trade_from: datetime | None = None
     #: The look-ahead check's rerun: every price after this time is moved (see perturb_event).
     perturb_after: datetime | None = None
+    #: Replay stored history from PostgreSQL instead of files.
+    history: HistoryQuery | None = None
 
     def effective_limits(self) -> RiskLimits:
         """The limits the gate runs with (see :func:`flows.trading.limits_for_bars`)."""
@@ -235,7 +238,13 @@ def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, c
         config.mode,
     )
     flow = Dataflow("bot4_backtest")
-    source = ReplaySource(list(config.files), batch_size=config.batch_size, merge_all=True)
+    source: ReplaySource | HistorySource
+    if config.history is not None:
+        source = HistorySource(config.history, batch_size=config.batch_size)
+    elif config.files:
+        source = ReplaySource(list(config.files), batch_size=config.batch_size, merge_all=True)
+    else:
+        raise ValueError("a backtest needs recorded files or a PostgreSQL history query")
     events = op.input("replay", flow, source)
     if config.start is not None or config.end is not None or config.perturb_after is not None:
         events = op.flat_map_batch("window", events, lambda batch: _window(batch, config))
@@ -326,6 +335,8 @@ def run_id_for(config: BacktestConfig) -> str:
     for f in config.files:
         p = Path(f.path)
         h.update(f"{p.name}:{p.stat().st_size}".encode())
+    if config.history is not None:
+        h.update(config.history.describe().encode())
     h.update(json.dumps(config.settings_summary(), sort_keys=True).encode())
     h.update(",".join(config.strategies).encode())
     return "bt-" + h.hexdigest()[:12]
@@ -374,7 +385,8 @@ def results_of(config: BacktestConfig, into: Collected, events: int) -> tuple[Ru
         initial_equity=config.initial_cash,
         quote_currency=config.quote_currency,
         settings=config.settings_summary(),
-        data_sources=tuple(Path(f.path).name for f in config.files),
+        data_sources=tuple(Path(f.path).name for f in config.files)
+        + (() if config.history is None else (config.history.describe(),)),
         events_processed=events,
     )
     results = RunResults(
@@ -479,6 +491,8 @@ def walk_forward(config: BacktestConfig, folds: int, out_dir: Path) -> list[dict
     test windows' metrics side by side in ``out_dir/walk_forward.json``."""
     from flows.replay import replay_files
 
+    if config.history is not None:
+        raise ValueError("walk-forward runs on recorded files; export the history range to a file first")
     first = last = None
     for event in replay_files(config.files, merge=True):
         first = first or event.ts_event

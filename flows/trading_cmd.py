@@ -21,7 +21,7 @@ from rich.table import Table
 from core.errors import Bot4Error
 from core.events import Candle
 from flows.replay.source import ReplayFile
-from flows.settings import load_settings
+from flows.settings import Bot4Settings, load_settings
 
 console = Console(stderr=True, soft_wrap=True)
 out_console = Console(width=140)
@@ -39,7 +39,9 @@ def _first_candle(file: ReplayFile) -> Candle | None:
 
 
 def backtest_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Recorded market data files (trades, books, candles).")],
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Recorded market data files (trades, books, candles).")
+    ] = None,
     *,
     out: Annotated[Path | None, typer.Option(help="Output folder (default <data_dir>/backtest/<run id>).")] = None,
     symbol: Annotated[list[str] | None, typer.Option(help="Trade only these symbols (default: the files').")] = None,
@@ -54,6 +56,11 @@ def backtest_cmd(
         str | None,
         typer.Option(help="Rerun with every price after this ISO time moved; report any earlier difference."),
     ] = None,
+    from_db: Annotated[
+        str | None, typer.Option(help="Replay stored PostgreSQL history instead of files: 'candles' or 'trades'.")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="With --from-db: first event time (ISO, UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="With --from-db: end of the range (ISO, UTC, exclusive).")] = None,
 ) -> None:
     """Replay FILES through the trading flow (paper venue, event time) and write the report."""
     from flows.backtest import BacktestConfig, run_backtest, run_id_for
@@ -62,6 +69,12 @@ def backtest_cmd(
 
     settings = load_settings()
     trading = settings.trading
+    if from_db is not None:
+        history_backtest(settings, from_db, symbol, timeframe, start, end, out, progress)
+        return
+    if not files:
+        console.print("[red]give recorded FILES, or --from-db candles|trades for stored history[/red]")
+        raise typer.Exit(2)
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         console.print(f"[red]no such file: {', '.join(missing)}[/red]")
@@ -125,6 +138,70 @@ def backtest_cmd(
         run = run_backtest(config, target, progress=progress)
     except (Bot4Error, ValueError) as exc:
         console.print(f"[red]backtest refused: {exc}[/red]")
+        raise typer.Exit(2) from None
+    print_summary(run.report_json, run.wall_s, run.events)
+    out_console.print(f"report: {run.report_html}")
+
+
+def _when(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        console.print(f"[red]--{name} {text!r} is not an ISO-8601 time (e.g. 2021-05-01T00:00Z)[/red]")
+        raise typer.Exit(2) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def history_backtest(  # noqa: PLR0917 - the command's options, passed on
+    settings: Bot4Settings,
+    kind: str,
+    symbols: list[str] | None,
+    timeframe: str | None,
+    start: str | None,
+    end: str | None,
+    out: Path | None,
+    progress: bool,
+) -> None:
+    """``bot4 backtest --from-db``: the stored ``md_candles`` / ``md_trades`` rows through the flow."""
+    from flows.backtest import BacktestConfig, run_backtest, run_id_for
+    from flows.replay.history import HistoryQuery, stored_symbols
+
+    if kind not in ("candles", "trades"):
+        console.print(f"[red]--from-db takes 'candles' or 'trades', not {kind!r}[/red]")
+        raise typer.Exit(2)
+    trading = settings.trading
+    tf = timeframe or trading.timeframe
+    query = HistoryQuery(
+        settings.postgres.conninfo(),
+        trading.exchange,
+        tuple(symbols or trading.symbols),
+        kind,  # type: ignore[arg-type]
+        tf,
+        _when(start, "start"),
+        _when(end, "end"),
+    )
+    config = BacktestConfig(
+        files=(),
+        exchange=trading.exchange,
+        symbols=query.symbols,
+        strategies=trading.strategies,
+        account=trading.account,
+        timeframe=tf,
+        bars_from=kind,
+        quote_currency=trading.quote_currency,
+        initial_cash=trading.initial_cash,
+        limits=settings.risk,
+        markets_dir=trading.markets_dir,
+        models=trading.models,
+        history=query,
+    )
+    try:
+        run = run_backtest(config, out or settings.data_dir / "backtest" / run_id_for(config), progress=progress)
+    except (Bot4Error, ValueError) as exc:
+        stored = stored_symbols(query.conninfo, query.exchange, kind, tf)
+        console.print(f"[red]backtest refused: {exc}[/red] (stored {kind} {tf} symbols: {stored or 'none'})")
         raise typer.Exit(2) from None
     print_summary(run.report_json, run.wall_s, run.events)
     out_console.print(f"report: {run.report_html}")
