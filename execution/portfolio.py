@@ -177,6 +177,16 @@ class Portfolio:
             return sum((b.amount * b.mark for b in self._books.values()), _ZERO)
 
     @property
+    def gross_exposure(self) -> Decimal:
+        """Sum of the absolute position values at their marks (longs and shorts both count).
+
+        >>> Portfolio("a", Decimal(100)).gross_exposure
+        Decimal('0')
+        """
+        with localcontext(_EXACT):
+            return sum((abs(b.amount * b.mark) for b in self._books.values()), _ZERO)
+
+    @property
     def equity(self) -> Decimal:
         """Cash plus positions at their marks."""
         with localcontext(_EXACT):

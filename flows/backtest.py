@@ -353,7 +353,7 @@ def results_of(config: BacktestConfig, into: Collected, events: int) -> tuple[Ru
     for item in into.items:
         if isinstance(item, EquitySample):
             if config.trade_from is None or item.ts >= config.trade_from:
-                equity.append(ReportEquity(item.ts, item.equity, item.cash, item.exposure))
+                equity.append(ReportEquity(item.ts, item.equity, item.cash, item.gross_exposure))
         elif isinstance(item, Fill):
             fills.append(item)
         elif isinstance(item, RiskDecision):

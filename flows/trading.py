@@ -124,7 +124,11 @@ class EquitySample:
     ts: datetime
     equity: Decimal
     cash: Decimal
-    exposure: Decimal
+    gross_exposure: Decimal
+    net_exposure: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    peak_equity: Decimal
     drawdown: Decimal
 
 
@@ -474,7 +478,20 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             self._settle(state, out)
             self._apply(state, state.engine.observe(state.engine.machine.on_equity(equity)), out)
             state.observed_equity = equity
-        out.append(EquitySample(setup.account, ts, equity, portfolio.cash, portfolio.market_value, portfolio.drawdown))
+        out.append(
+            EquitySample(
+                setup.account,
+                ts,
+                equity,
+                portfolio.cash,
+                portfolio.gross_exposure,
+                portfolio.market_value,
+                portfolio.realized_pnl,
+                portfolio.unrealized_pnl,
+                portfolio.peak_equity,
+                portfolio.drawdown,
+            )
+        )
         state.next_sample = ts + EQUITY_SAMPLE_EVERY
 
     # -- signals -------------------------------------------------------------------------------

@@ -134,10 +134,21 @@ def write_trading_rows(conninfo: str, items: Sequence[Any]) -> None:
         with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO equity (account, ts_event, equity, cash, gross_exposure, net_exposure, realized_pnl,"
-                " unrealized_pnl, peak_equity, drawdown) VALUES (%s, %s, %s, %s, %s, %s, 0, 0, %s, %s)"
+                " unrealized_pnl, peak_equity, drawdown) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (account, ts_event) DO NOTHING",
                 [
-                    (s.account, s.ts, s.equity, s.cash, s.exposure, s.exposure, s.equity + s.drawdown, s.drawdown)
+                    (
+                        s.account,
+                        s.ts,
+                        s.equity,
+                        s.cash,
+                        s.gross_exposure,
+                        s.net_exposure,
+                        s.realized_pnl,
+                        s.unrealized_pnl,
+                        s.peak_equity,
+                        s.drawdown,
+                    )
                     for s in samples
                 ],
             )

@@ -107,6 +107,13 @@ def test_paper_trading_through_kafka_decides_every_signal_and_stores_what_it_pub
         stored_decisions = conn.execute("SELECT count(*) FROM risk_decisions").fetchone()[0]
         stored_signals = conn.execute("SELECT count(*) FROM signals").fetchone()[0]
         equity_rows = conn.execute("SELECT count(*) FROM equity").fetchone()[0]
+        # Every stored sample is internally consistent: equity = cash + positions, the peak never
+        # below equity, the drawdown measured from that peak, PnL split as the portfolio keeps it.
+        inconsistent = conn.execute(
+            "SELECT count(*) FROM equity WHERE equity <> cash + net_exposure OR peak_equity < equity"
+            " OR abs(drawdown - (peak_equity - equity) / peak_equity) > 1e-12 OR gross_exposure < abs(net_exposure)"
+        ).fetchone()[0]
+        realized_moved = conn.execute("SELECT count(DISTINCT realized_pnl) FROM equity").fetchone()[0]
         terminal_orders = conn.execute(
             "SELECT count(*) FROM orders WHERE status IN ('filled', 'canceled', 'rejected', 'expired')"
         ).fetchone()[0]
@@ -116,6 +123,8 @@ def test_paper_trading_through_kafka_decides_every_signal_and_stores_what_it_pub
     assert stored_signals == len(signals)
     assert terminal_orders == len(terminal)
     assert equity_rows == sum(1 for _ in read_events(BTC_1M))  # one sample per bar
+    assert inconsistent == 0
+    assert realized_moved > 10  # realized PnL is recorded as trades close, not a constant
 
     # The same file through the in-process backtest gives the same orders.
     config = BacktestConfig(
