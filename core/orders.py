@@ -237,3 +237,30 @@ class ResetBreaker:
     requested_by: str
     reason: str
     ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PauseStrategy:
+    """Command from a person: stop strategy ``strategy`` of ``account`` from opening new orders.
+
+    The account keeps trading its other strategies; the paused strategy's signals are denied
+    (code ``strategy_paused``) until a :class:`ResumeStrategy` for the same pair arrives. Open
+    orders and positions are left as they are: pausing is not a kill switch.
+    """
+
+    account: str
+    strategy: str
+    requested_by: str
+    reason: str
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeStrategy:
+    """Command from a person: lift a :class:`PauseStrategy` of ``strategy`` on ``account``."""
+
+    account: str
+    strategy: str
+    requested_by: str
+    reason: str
+    ts: datetime

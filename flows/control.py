@@ -1,12 +1,13 @@
-"""The operator command path: kill switch and breaker resets, from the CLI, a file or Kafka.
+"""The operator command path: kill switch, breaker resets, strategy pause and resume.
 
 Every way a person stops or resumes trading ends in the same place: a command on the compacted
 topic ``control.commands.v1``, keyed by account, and a row in the ``operator_commands`` audit
 table (who, when, why). The trading flow reads that topic and hands each command to the account's
 :class:`~risk.engine.RiskEngine`, which halts and returns the cancel-all instruction for execution.
 
-- CLI: ``bot4 kill --account A --reason "..."`` and ``bot4 reset --account A --breaker drawdown
-  --reason "..."``.
+- CLI: ``bot4 kill --account A --reason "..."``, ``bot4 reset --account A --breaker drawdown
+  --reason "..."``, ``bot4 pause --account A --strategy S --reason "..."`` and ``bot4 resume ...``.
+- Console: the authenticated command endpoints of ``bot4 serve`` (``flows.console``).
 - File: creating ``$BOT4_DATA_DIR/KILL`` (its first line, if any, is the reason) is noticed by
   :class:`KillFile` and becomes a kill switch for every account (``account="*"``), so it works
   when nothing but a shell is left.
@@ -17,6 +18,11 @@ Wire format v1 (times in integer microseconds since the epoch, UTC)::
     {"type": "kill_switch", "v": 1, "account": "main", "requested_by": "alice",
      "reason": "venue incident", "ts": 1723161255342000}
     {"type": "reset_breaker", "v": 1, "account": "main", "breaker": "drawdown", ...}
+    {"type": "pause_strategy", "v": 1, "account": "main", "strategy": "trend-v1", ...}
+    {"type": "resume_strategy", "v": 1, "account": "main", "strategy": "trend-v1", ...}
+
+A paused strategy's signals are denied with code ``strategy_paused`` until it is resumed; the
+account's other strategies, its open orders and its positions are not touched.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import psycopg
 
 from core.clock import Clock, from_epoch_us, to_epoch_us
 from core.errors import WireFormatError
-from core.orders import KillSwitch, ResetBreaker
+from core.orders import KillSwitch, PauseStrategy, ResetBreaker, ResumeStrategy
 from flows.kafka_io import CheckedProducer, producer_config
 from flows.settings import Bot4Settings
 
@@ -39,12 +45,37 @@ CONTROL_TOPIC = "control.commands.v1"
 #: ``account`` of a command meant for every account (the kill file's).
 ALL_ACCOUNTS = "*"
 
-Command = KillSwitch | ResetBreaker
+Command = KillSwitch | ResetBreaker | PauseStrategy | ResumeStrategy
+
+#: Wire ``type`` of each command class (also the ``kind`` of its audit row).
+_KINDS: dict[type, str] = {
+    KillSwitch: "kill_switch",
+    ResetBreaker: "reset_breaker",
+    PauseStrategy: "pause_strategy",
+    ResumeStrategy: "resume_strategy",
+}
+#: Per wire ``type``, the string fields it carries beyond account, requested_by and reason.
+_EXTRA_FIELDS: dict[str, tuple[str, ...]] = {
+    "kill_switch": (),
+    "reset_breaker": ("breaker",),
+    "pause_strategy": ("strategy",),
+    "resume_strategy": ("strategy",),
+}
+
+
+def command_kind(command: Command) -> str:
+    """The wire ``type`` of ``command`` (also the ``kind`` of its audit row).
+
+    >>> from core.clock import parse_utc
+    >>> command_kind(PauseStrategy("main", "trend-v1", "alice", "review", parse_utc("2024-01-01T00:00:00Z")))
+    'pause_strategy'
+    """
+    return _KINDS[type(command)]
 
 
 def encode_command(command: Command) -> bytes:
     body: dict[str, object] = {
-        "type": "kill_switch" if isinstance(command, KillSwitch) else "reset_breaker",
+        "type": command_kind(command),
         "v": 1,
         "account": command.account,
         "requested_by": command.requested_by,
@@ -53,6 +84,8 @@ def encode_command(command: Command) -> bytes:
     }
     if isinstance(command, ResetBreaker):
         body["breaker"] = command.breaker
+    if isinstance(command, PauseStrategy | ResumeStrategy):
+        body["strategy"] = command.strategy
     return orjson.dumps(body)
 
 
@@ -65,8 +98,9 @@ def decode_command(data: bytes) -> Command:
     if not isinstance(obj, dict) or obj.get("v") != 1:
         raise WireFormatError("unsupported_version", f"command is not a v1 object: {str(obj)[:80]}")
     kind = obj.get("type")
-    fields = ("account", "requested_by", "reason") + (("breaker",) if kind == "reset_breaker" else ())
-    for name in fields:
+    if not isinstance(kind, str) or kind not in _EXTRA_FIELDS:
+        raise WireFormatError("unknown_type", f"command type {kind!r} is not one of {', '.join(_EXTRA_FIELDS)}")
+    for name in ("account", "requested_by", "reason", *_EXTRA_FIELDS[kind]):
         if not isinstance(obj.get(name), str) or not obj[name].strip():
             raise WireFormatError("missing_field", f"command field {name!r} must be a non-empty string")
     ts = obj.get("ts")
@@ -77,7 +111,9 @@ def decode_command(data: bytes) -> Command:
         return KillSwitch(obj["account"], obj["requested_by"], obj["reason"], when)
     if kind == "reset_breaker":
         return ResetBreaker(obj["account"], obj["breaker"], obj["requested_by"], obj["reason"], when)
-    raise WireFormatError("unknown_type", f"command type {kind!r} is not kill_switch or reset_breaker")
+    if kind == "pause_strategy":
+        return PauseStrategy(obj["account"], obj["strategy"], obj["requested_by"], obj["reason"], when)
+    return ResumeStrategy(obj["account"], obj["strategy"], obj["requested_by"], obj["reason"], when)
 
 
 def operator_name() -> str:
@@ -100,12 +136,13 @@ def publish_command(settings: Bot4Settings, command: Command, *, via: str) -> No
 def audit_command(settings: Bot4Settings, command: Command, *, via: str) -> None:
     with psycopg.connect(settings.postgres.conninfo()) as conn:
         conn.execute(
-            "INSERT INTO operator_commands (kind, account, breaker, requested_by, reason, via, ts) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO operator_commands (kind, account, breaker, strategy, requested_by, reason, via, ts) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (
-                "kill_switch" if isinstance(command, KillSwitch) else "reset_breaker",
+                command_kind(command),
                 command.account,
                 command.breaker if isinstance(command, ResetBreaker) else None,
+                command.strategy if isinstance(command, PauseStrategy | ResumeStrategy) else None,
                 command.requested_by,
                 command.reason,
                 via,

@@ -1,4 +1,4 @@
-"""`bot4 kill` and `bot4 reset`: the command-line end of the operator command path."""
+"""`bot4 kill`, `bot4 reset`, `bot4 pause` and `bot4 resume`: the command-line end of the operator command path."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from rich.console import Console
 
 from core.clock import SystemClock
 from core.errors import Bot4Error
-from core.orders import KillSwitch, ResetBreaker
-from flows.control import ALL_ACCOUNTS, operator_name, publish_command
+from core.orders import KillSwitch, PauseStrategy, ResetBreaker, ResumeStrategy
+from flows.control import ALL_ACCOUNTS, Command, operator_name, publish_command
 from flows.settings import load_settings
 
 console = Console(stderr=True)
@@ -19,6 +19,8 @@ console = Console(stderr=True)
 def register(app: typer.Typer) -> None:
     app.command("kill")(kill)
     app.command("reset")(reset)
+    app.command("pause")(pause)
+    app.command("resume")(resume)
 
 
 def kill(
@@ -54,7 +56,41 @@ def reset(
     console.print(f"reset of {breaker!r} sent for {account!r} by {command.requested_by}: {reason}")
 
 
-def _publish(command: KillSwitch | ResetBreaker) -> None:
+def pause(
+    strategy: Annotated[str, typer.Option(help="Strategy to pause, as named in its signals (e.g. trend-v1).")],
+    account: Annotated[str, typer.Option(help="Account on which to pause it.")],
+    reason: Annotated[str, typer.Option(help="Why (goes on the record).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Pause one strategy: its new signals are denied (strategy_paused); open orders and positions stay."""
+    if not strategy.strip() or not reason.strip():
+        console.print("[red]--strategy and --reason must not be empty[/red]")
+        raise typer.Exit(2)
+    if not yes and not typer.confirm(f"Pause strategy {strategy!r} on account {account!r}?"):
+        raise typer.Exit(1)
+    command = PauseStrategy(account, strategy, operator_name(), reason, SystemClock().now())
+    _publish(command)
+    console.print(f"pause of {strategy!r} sent for {account!r} by {command.requested_by}: {reason}")
+
+
+def resume(
+    strategy: Annotated[str, typer.Option(help="Paused strategy to resume.")],
+    account: Annotated[str, typer.Option(help="Account on which to resume it.")],
+    reason: Annotated[str, typer.Option(help="Why it is safe to resume (goes on the record).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Resume a paused strategy: its signals go to the risk gate again."""
+    if not strategy.strip() or not reason.strip():
+        console.print("[red]--strategy and --reason must not be empty[/red]")
+        raise typer.Exit(2)
+    if not yes and not typer.confirm(f"Resume strategy {strategy!r} on account {account!r}?"):
+        raise typer.Exit(1)
+    command = ResumeStrategy(account, strategy, operator_name(), reason, SystemClock().now())
+    _publish(command)
+    console.print(f"resume of {strategy!r} sent for {account!r} by {command.requested_by}: {reason}")
+
+
+def _publish(command: Command) -> None:
     try:
         settings = load_settings()
         publish_command(settings, command, via="cli")

@@ -27,9 +27,9 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from core.clock import from_epoch_us
 from core.fills import fill_from_record, order_event_from_record
-from core.orders import KillSwitch
+from core.orders import PauseStrategy, ResetBreaker, ResumeStrategy
 from flows.console.convert import dec
-from flows.control import CONTROL_TOPIC, decode_command
+from flows.control import CONTROL_TOPIC, command_kind, decode_command
 from flows.kafka_io import consumer_config
 from flows.settings import KafkaSettings
 
@@ -58,9 +58,10 @@ def normalize(topic: str, value: bytes) -> dict[str, Any]:
         command = decode_command(value)
         return {
             "type": "command",
-            "kind": "kill_switch" if isinstance(command, KillSwitch) else "reset_breaker",
+            "kind": command_kind(command),
             "account": command.account,
-            "breaker": None if isinstance(command, KillSwitch) else command.breaker,
+            "breaker": command.breaker if isinstance(command, ResetBreaker) else None,
+            "strategy": command.strategy if isinstance(command, PauseStrategy | ResumeStrategy) else None,
             "requested_by": command.requested_by,
             "reason": command.reason,
             "ts": command.ts.isoformat().replace("+00:00", "Z"),

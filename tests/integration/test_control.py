@@ -9,7 +9,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
 from core.clock import ManualClock, parse_utc
-from core.orders import KillSwitch, TradingState
+from core.orders import KillSwitch, PauseStrategy, ResumeStrategy, TradingState
 from flows.cli import app
 from flows.control import CONTROL_TOPIC, decode_command
 from flows.storage.migrate import migrate
@@ -73,3 +73,42 @@ def test_bot4_kill_reaches_the_risk_engine_which_halts_and_cancels_everything(
 def test_a_kill_without_a_reason_is_refused():
     result = CliRunner().invoke(app, ["kill", "--reason", "  ", "--yes"])
     assert result.exit_code == 2
+
+
+def test_bot4_pause_and_resume_travel_on_the_command_topic_and_are_audited_with_the_strategy(
+    control_prefix, pg_database, kafka_bootstrap, tmp_path, monkeypatch
+):
+    settings = make_settings(control_prefix, pg_database, tmp_path)
+    migrate(settings.postgres.conninfo())
+    monkeypatch.setenv("BOT4_KAFKA__TOPIC_PREFIX", control_prefix)
+    monkeypatch.setenv("BOT4_POSTGRES__DBNAME", pg_database)
+    monkeypatch.setenv("BOT4_OPERATOR", "carol")
+    runner = CliRunner()
+    pause_args = ["pause", "--account", "main", "--strategy", "trend-v1", "--reason", "fills look wrong"]
+
+    assert runner.invoke(app, pause_args, input="n\n").exit_code == 1
+    assert runner.invoke(app, [*pause_args[:-1], " ", "--yes"]).exit_code == 2
+    result = runner.invoke(app, [*pause_args, "--yes"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app, ["resume", "--account", "main", "--strategy", "trend-v1", "--reason", "venue fixed", "--yes"]
+    )
+    assert result.exit_code == 0, result.output
+
+    messages = read_topic(kafka_bootstrap, control_prefix + CONTROL_TOPIC)
+    assert [key for key, _ in messages] == [b"main", b"main"]
+    pause, resume = (decode_command(value) for _, value in messages)
+    assert isinstance(pause, PauseStrategy) and isinstance(resume, ResumeStrategy)
+    assert (pause.account, pause.strategy, pause.requested_by, pause.reason) == (
+        "main",
+        "trend-v1",
+        "carol",
+        "fills look wrong",
+    )
+    assert (resume.strategy, resume.reason) == ("trend-v1", "venue fixed")
+    audited = scalar(
+        settings,
+        "SELECT string_agg(kind || ':' || strategy || ':' || requested_by || ':' || via, ',' ORDER BY id)"
+        " FROM operator_commands",
+    )
+    assert audited == "pause_strategy:trend-v1:carol:cli,resume_strategy:trend-v1:carol:cli"

@@ -86,3 +86,25 @@ def test_a_badly_named_migration_is_refused(tmp_path):
     (tmp_path / "1_bad.sql").write_text("select 1")
     with pytest.raises(ValueError, match="not named like"):
         discover(tmp_path)
+
+
+def test_operator_commands_accept_strategy_pauses_only_with_the_strategy_named(pg_database):
+    migrate(conninfo(pg_database))
+    insert = (
+        "INSERT INTO operator_commands (kind, account, breaker, strategy, requested_by, reason, via, ts) "
+        "VALUES (%s, 'main', %s, %s, 'alice', 'why', 'cli', now())"
+    )
+    with psycopg.connect(conninfo(pg_database), autocommit=True) as conn:
+        conn.execute(insert, ("pause_strategy", None, "trend-v1"))
+        conn.execute(insert, ("resume_strategy", None, "trend-v1"))
+        conn.execute(insert, ("kill_switch", None, None))
+        for kind, breaker, strategy in [
+            ("pause_strategy", None, None),
+            ("resume_strategy", None, " "),
+            ("kill_switch", None, "trend-v1"),
+            ("launch", None, None),
+        ]:
+            with pytest.raises(psycopg.errors.CheckViolation):
+                conn.execute(insert, (kind, breaker, strategy))
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM operator_commands ORDER BY id")]
+    assert kinds == ["pause_strategy", "resume_strategy", "kill_switch"]
