@@ -193,6 +193,29 @@ def run_cmd(
     _run(flow, workers, recovery)
 
 
+@app.command("execute")
+def execute_cmd(
+    drain: Annotated[bool, typer.Option(help="Stop at the end of the topics instead of following them.")] = False,
+    recovery: Annotated[Path | None, typer.Option(help="Recovery folder (created if new).")] = None,
+) -> None:
+    """The execution flow: orders.v1 -> order manager on the paper venue -> fills.v1 and PostgreSQL.
+
+    Runs beside `bot4 run` when both have BOT4_TRADING__EXECUTION=kafka (see docs/operations.md).
+    Same as `python -m bytewax.run "flows.execution_run:execution_flow()"`.
+    """
+    from core.errors import ConfigError
+    from flows.execution_run import execution_flow
+
+    settings = _settings()
+    try:
+        flow = execution_flow(settings, tail=not drain)
+    except ConfigError as exc:
+        console.print(f"[red]execution refused: {exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"execution flow: paper venue, account {settings.trading.account}, {settings.trading.symbols}")
+    _run(flow, 1, recovery)
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the store and summary go.")] = Path("out/demo"),

@@ -1,6 +1,23 @@
 """Execution as a Bytewax step keyed by account: approved orders and market data in, order events,
 fills and the account's portfolio out, on the paper venue.
 
+Two ways to feed it (``paced``):
+
+- **one ordered stream** (``paced=False``): orders and market data arrive interleaved exactly as
+  they were decided; each is applied on arrival (a replay, or a test);
+- **paced by the trading flow** (``paced=True``, the separate execution process of
+  :mod:`flows.execution_run`): orders come from ``orders.v1`` and market data from the ``md.*``
+  topics, two streams with no order between them. The trading flow publishes, besides its
+  approved orders, how far in market time it has decided (:class:`ExecutionProgress`), and this
+  step applies an instrument's market data only up to there, and submits an order decided at
+  market time ``D`` after every event of its instrument at or before ``D`` and before every event
+  after ``D``. So a paper order fills against the market that followed its decision, as it does
+  in-process, however far one process runs ahead of the other. Market data that runs ahead of the
+  trading flow waits here (counted in ``bot4_execution_held_events``). For one instrument the
+  result equals the in-process run; with several, the venue has one clock, so an order can become
+  active later than in-process when another instrument's newer data was applied first (at most
+  one event of its own instrument later).
+
 Each account has an :class:`~execution.manager.OrderManager` on its own
 :class:`~execution.paper.PaperVenue`, fed the same market events as the rest of the flow (market
 data is fanned out to every account), so paper fills come from the real book and trades. The
@@ -19,8 +36,10 @@ paper venue only.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,23 +48,44 @@ import orjson
 import psycopg
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
+from prometheus_client import Gauge
 
-from core.events import BookDelta, BookSnapshot, Quote, Trade
+from core.clock import from_epoch_us, to_epoch_us
+from core.errors import WireFormatError
+from core.events import BookDelta, BookSnapshot, Candle, Quote, Trade
 from core.fills import Fill, OrderEvent, fill_record, order_event_record
 from core.orders import ApprovedOrder, CancelAllOrders
+from core.symbols import timeframe_seconds
 from execution.manager import OrderManager
 from execution.paper import PaperVenue
 from execution.portfolio import Portfolio
 from execution.venue import VenueCapabilities
 from flows.kafka_io import OutMessage
 from flows.metrics import EVENTS
-from flows.risk_step import PortfolioUpdate
+from flows.risk_step import ORDERS_TOPIC, PortfolioUpdate
+from risk.decisions import approved_order_from_record
 
 FILLS_TOPIC = "fills.v1"
 STAGE = "execution"
 
-MarketInput = Trade | BookSnapshot | BookDelta | Quote
-ExecInput = ApprovedOrder | CancelAllOrders | MarketInput
+HELD_EVENTS = Gauge(
+    "bot4_execution_held_events",
+    "Market events the execution step holds until the trading flow has decided up to their time",
+    ["account"],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionProgress:
+    """The trading flow has decided everything up to market time ``ts`` for ``account``."""
+
+    account: str
+    ts: datetime
+
+
+MarketInput = Trade | BookSnapshot | BookDelta | Quote | Candle
+Instruction = ApprovedOrder | CancelAllOrders
+ExecInput = Instruction | ExecutionProgress | MarketInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,74 +112,242 @@ def route_execution(item: ExecInput, accounts: Sequence[str]) -> list[tuple[str,
     """Key an input by account; market data goes to every account's paper venue."""
     if isinstance(item, ApprovedOrder):
         return [(item.intent.account, (item.intent.account, item))]
-    if isinstance(item, CancelAllOrders):
+    if isinstance(item, CancelAllOrders | ExecutionProgress):
         return [(item.account, (item.account, item))]
     return [(a, (a, item)) for a in accounts]
 
 
-class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, OrderManager]):
-    """One account's order manager on its paper venue (the manager is the snapshot)."""
+def _as_of(event: MarketInput) -> datetime:
+    """When an event is known: a candle at its close, everything else at its event time."""
+    if isinstance(event, Candle):
+        return event.ts_event + timedelta(seconds=timeframe_seconds(event.timeframe))
+    return event.ts_event
 
-    def __init__(self, accounts: Mapping[str, PaperAccount], resume: OrderManager | None) -> None:
+
+def _decided_at(item: Instruction) -> datetime:
+    return item.ts_decided if isinstance(item, ApprovedOrder) else item.ts
+
+
+@dataclass
+class _Pacing:
+    """What a paced account holds back: market data per instrument, orders per instrument."""
+
+    upto: datetime | None = None
+    held: dict[str, deque[tuple[datetime, MarketInput]]] = field(default_factory=dict)
+    waiting: dict[str, deque[ApprovedOrder]] = field(default_factory=dict)
+    newest: dict[str, datetime] = field(default_factory=dict)
+
+    def count(self) -> int:
+        return sum(len(q) for q in self.held.values())
+
+
+@dataclass
+class ExecutionState:
+    """One account's order manager (venue, orders, fills, portfolio) and its pacing (the snapshot)."""
+
+    manager: OrderManager
+    pacing: _Pacing = field(default_factory=_Pacing)
+
+
+class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, ExecutionState]):
+    """One account's order manager on its paper venue; see the module docstring for ``paced``."""
+
+    def __init__(
+        self, accounts: Mapping[str, PaperAccount], resume: ExecutionState | None, *, paced: bool = False
+    ) -> None:
         self._accounts = accounts
-        self._manager = resume
+        self._state = resume
+        self._paced = paced
 
-    def _manager_for(self, account: str) -> OrderManager:
-        if self._manager is None:
+    def _state_for(self, account: str) -> ExecutionState:
+        if self._state is None:
             setup = self._accounts[account]
             cash = setup.balances.get(setup.quote_currency, Decimal(0))
             venue = PaperVenue(setup.capabilities, setup.balances)
-            self._manager = OrderManager(venue, Portfolio(account, cash), clock=venue)
-        return self._manager
+            manager = OrderManager(venue, Portfolio(account, cash, setup.quote_currency), clock=venue)
+            self._state = ExecutionState(manager)
+        return self._state
 
     def on_batch(self, values: list[tuple[str, ExecInput]]) -> tuple[list[ExecOutput], bool]:
         out: list[ExecOutput] = []
         changed = False
-        manager: OrderManager | None = None
+        state: ExecutionState | None = None
         for account, item in values:
-            manager = self._manager_for(account)
-            venue = manager.venue
-            assert isinstance(venue, PaperVenue)
-            if isinstance(item, ApprovedOrder):
-                result = manager.submit(item)
-                if not result.duplicate:
-                    out.append(OrderPlaced(item))
-            elif isinstance(item, CancelAllOrders):
-                manager.cancel_all(item)
-            else:
-                if isinstance(item, Trade):
-                    venue.on_trade(item)
-                    manager.portfolio.mark(item.exchange, item.symbol, item.price, item.ts_event)
-                elif isinstance(item, BookSnapshot):
-                    venue.on_book_snapshot(item)
-                elif isinstance(item, BookDelta):
-                    venue.on_book_delta(item)
-                else:
-                    venue.on_quote(item)
-                manager.pump()
-            records = manager.drain()
+            state = self._state_for(account)
+            if self._paced:
+                self._pace(state, item, out)
+            elif isinstance(item, ApprovedOrder | CancelAllOrders):
+                self._instruct(state.manager, item, out)
+            elif not isinstance(item, ExecutionProgress):
+                self._market(state.manager, item)
+            records = state.manager.drain()
             if records:
-                changed = True
                 out.extend(records)
-        if changed and manager is not None:
-            out.append(PortfolioUpdate(manager.view()))
+            changed = changed or bool(records)
+        if state is not None:
+            if changed:
+                out.append(PortfolioUpdate(state.manager.view()))
+            if self._paced:
+                HELD_EVENTS.labels(state.manager.portfolio.account).set(state.pacing.count())
         EVENTS.labels(STAGE, "ok").inc(len(values))
         return out, StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> OrderManager:
-        assert self._manager is not None, "snapshot is only taken after a batch"
-        return self._manager
+    # -- applying one input ---------------------------------------------------------------------
+
+    @staticmethod
+    def _instruct(manager: OrderManager, item: Instruction, out: list[ExecOutput]) -> None:
+        if isinstance(item, ApprovedOrder):
+            if not manager.submit(item).duplicate:
+                out.append(OrderPlaced(item))
+        else:
+            manager.cancel_all(item)
+
+    @staticmethod
+    def _market(manager: OrderManager, item: MarketInput) -> None:
+        venue = manager.venue
+        assert isinstance(venue, PaperVenue)
+        if isinstance(item, Trade):
+            venue.on_trade(item)
+            manager.portfolio.mark(item.exchange, item.symbol, item.price, item.ts_event)
+        elif isinstance(item, Candle):
+            if not item.closed:
+                return
+            venue.on_candle(item)
+            manager.portfolio.mark(item.exchange, item.symbol, item.close, _as_of(item))
+        elif isinstance(item, BookSnapshot):
+            venue.on_book_snapshot(item)
+        elif isinstance(item, BookDelta):
+            venue.on_book_delta(item)
+        else:
+            venue.on_quote(item)
+        manager.pump()
+
+    # -- pacing (the separate execution process) ----------------------------------------------
+
+    def _pace(self, state: ExecutionState, item: ExecInput, out: list[ExecOutput]) -> None:
+        pacing = state.pacing
+        if isinstance(item, ExecutionProgress):
+            self._raise_upto(pacing, item.ts)
+            keys = list(pacing.held)
+        elif isinstance(item, CancelAllOrders):
+            # A cancel-all reaches every order decided before it: those still waiting for their
+            # market go first, then everything open is canceled.
+            self._raise_upto(pacing, item.ts)
+            for queue in pacing.waiting.values():
+                while queue:
+                    self._instruct(state.manager, queue.popleft(), out)
+            self._instruct(state.manager, item, out)
+            keys = list(pacing.held)
+        elif isinstance(item, ApprovedOrder):
+            self._raise_upto(pacing, item.ts_decided)
+            pacing.waiting.setdefault(item.key, deque()).append(item)
+            keys = list(pacing.held) if item.key in pacing.held else [*pacing.held, item.key]
+        else:
+            as_of = _as_of(item)
+            key = item.key
+            pacing.held.setdefault(key, deque()).append((as_of, item))
+            newest = pacing.newest.get(key)
+            if newest is None or as_of > newest:
+                pacing.newest[key] = as_of
+            keys = [key]
+        for key in keys:
+            self._advance(state, key, out)
+
+    @staticmethod
+    def _raise_upto(pacing: _Pacing, ts: datetime) -> None:
+        if pacing.upto is None or ts > pacing.upto:
+            pacing.upto = ts
+
+    def _advance(self, state: ExecutionState, key: str, out: list[ExecOutput]) -> None:
+        """Apply ``key``'s held market data and submit its waiting orders, in decision order."""
+        pacing = state.pacing
+        held = pacing.held.get(key)
+        waiting = pacing.waiting.get(key)
+        while True:
+            if waiting:
+                decided = _decided_at(waiting[0])
+                newest = pacing.newest.get(key)
+                # Submit once every event of the instrument up to the decision has been applied
+                # and one after it has arrived (before then no fill could happen anyway).
+                if newest is not None and newest > decided and (not held or held[0][0] > decided):
+                    self._instruct(state.manager, waiting.popleft(), out)
+                    continue
+            # An event after a waiting order's decision never gets here: the branch above has
+            # submitted that order first.
+            if held and pacing.upto is not None and held[0][0] <= pacing.upto:
+                self._market(state.manager, held.popleft()[1])
+                continue
+            break
+
+    def snapshot(self) -> ExecutionState:
+        assert self._state is not None, "snapshot is only taken after a batch"
+        return self._state
 
 
-def paper_execution(step_id: str, inputs: Stream[ExecInput], accounts: Sequence[PaperAccount]) -> Stream[ExecOutput]:
+def paper_execution(
+    step_id: str, inputs: Stream[ExecInput], accounts: Sequence[PaperAccount], *, paced: bool = False
+) -> Stream[ExecOutput]:
     """Route inputs to their accounts and execute them on paper; see the module docstring."""
     by_name = {a.account: a for a in accounts}
     names = list(by_name)
     keyed = op.flat_map_batch(
         f"{step_id}_route", inputs, lambda batch: [kv for item in batch for kv in route_execution(item, names)]
     )
-    executed = op.stateful_batch(f"{step_id}_paper", keyed, lambda resume: PaperExecution(by_name, resume))
+    executed = op.stateful_batch(f"{step_id}_paper", keyed, lambda resume: PaperExecution(by_name, resume, paced=paced))
     return op.flat_map_batch(f"{step_id}_unkey", executed, lambda batch: [v for _, v in batch])
+
+
+def instruction_message(item: CancelAllOrders | ExecutionProgress, prefix: str = "") -> OutMessage:
+    """``orders.v1`` carries, besides approved orders (no ``type`` field, see
+    :func:`risk.decisions.approved_order_record`), the trading flow's cancel-alls and progress, in
+    order on the account's partition."""
+    if isinstance(item, ExecutionProgress):
+        body: dict[str, Any] = {"type": "progress", "v": 1, "account": item.account, "ts": to_epoch_us(item.ts)}
+    else:
+        body = {
+            "type": "cancel_all",
+            "v": 1,
+            "account": item.account,
+            "reason": item.reason,
+            "keep_reduce_only": item.keep_reduce_only,
+            "ts": to_epoch_us(item.ts),
+        }
+    return OutMessage(prefix + ORDERS_TOPIC, item.account.encode(), orjson.dumps(body))
+
+
+def decode_instruction(data: bytes) -> ApprovedOrder | CancelAllOrders | ExecutionProgress:
+    """One ``orders.v1`` message, or :class:`WireFormatError` saying what is wrong with it.
+
+    >>> from core.clock import parse_utc
+    >>> progress = ExecutionProgress("paper", parse_utc("2021-05-19T13:00:00Z"))
+    >>> decode_instruction(instruction_message(progress).value) == progress
+    True
+    >>> decode_instruction(b'{"type": "progress"}')
+    Traceback (most recent call last):
+    ...
+    core.errors.WireFormatError: ('malformed_order', "orders.v1 record lacks 'account'")
+    """
+    try:
+        rec = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise WireFormatError("malformed_json", f"orders.v1 record is not valid JSON: {exc}") from None
+    if not isinstance(rec, dict):
+        raise WireFormatError("malformed_order", f"orders.v1 record is not an object: {str(rec)[:80]}")
+    kind = rec.get("type")
+    try:
+        if kind == "progress":
+            return ExecutionProgress(str(rec["account"]), from_epoch_us(int(rec["ts"])))
+        if kind == "cancel_all":
+            return CancelAllOrders(
+                str(rec["account"]), str(rec["reason"]), from_epoch_us(int(rec["ts"])), bool(rec["keep_reduce_only"])
+            )
+        if kind is not None:
+            raise WireFormatError("unknown_type", f"orders.v1 record type {kind!r} is not progress or cancel_all")
+        return approved_order_from_record(rec)
+    except KeyError as exc:
+        raise WireFormatError("malformed_order", f"orders.v1 record lacks {exc.args[0]!r}") from None
+    except (ValueError, TypeError) as exc:
+        raise WireFormatError("malformed_order", f"orders.v1 record is invalid: {exc}") from None
 
 
 def execution_message(record: OrderEvent | Fill, prefix: str = "") -> OutMessage:

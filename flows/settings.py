@@ -149,6 +149,10 @@ class TradingSettings(StrictConfig):
     models: ModelsConfig = ModelsConfig(models=())
     #: Market events per source batch (smaller: lower latency and finer recovery epochs).
     batch_size: int = Field(default=1000, ge=1)
+    #: Where approved orders are executed: ``inprocess`` (the trading flow's own order manager, one
+    #: process) or ``kafka`` (published on ``orders.v1`` for the execution flow, ``bot4 execute``,
+    #: whose order events and fills come back on ``fills.v1``). Both flows must use the same value.
+    execution: Literal["inprocess", "kafka"] = "inprocess"
 
 
 class StorageSettings(StrictConfig):

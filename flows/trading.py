@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -50,7 +50,9 @@ from core.orders import (
     KillSwitch,
     OrderDenied,
     OrderIntent,
+    PauseStrategy,
     ResetBreaker,
+    ResumeStrategy,
     Signal,
     TradingState,
 )
@@ -59,12 +61,14 @@ from core.wire import encode, topic_for
 from execution.manager import OrderManager
 from execution.paper import PaperVenue
 from execution.portfolio import Portfolio
+from execution.remote import RemoteExecution
 from execution.venue import Venue, VenueCapabilities
 from features.engine import FeatureEngine
 from features.operators import EngineReject
 from features.schema import FeatureVector
+from flows.control import ALL_ACCOUNTS
 from flows.dlq import Inbound, dead_letter
-from flows.execution import OrderPlaced
+from flows.execution import ExecutionProgress, OrderPlaced
 from flows.features import FEATURES_TOPIC, rejects_to_dead_letters
 from flows.metrics import (
     BREAKER_OPEN,
@@ -149,9 +153,22 @@ InstrumentOut = (
     | DeadLetter
     | KillSwitch
     | ResetBreaker
+    | PauseStrategy
+    | ResumeStrategy
 )
-AccountIn = MarketEvent | Signal | KillSwitch | ResetBreaker
-AccountOut = RiskDecision | ApprovedOrder | OrderPlaced | OrderEvent | Fill | EquitySample | ShadowOrder
+StrategyCommand = PauseStrategy | ResumeStrategy
+AccountIn = MarketEvent | Signal | KillSwitch | ResetBreaker | StrategyCommand | Fill | OrderEvent
+AccountOut = (
+    RiskDecision
+    | ApprovedOrder
+    | OrderPlaced
+    | OrderEvent
+    | Fill
+    | EquitySample
+    | ShadowOrder
+    | CancelAllOrders
+    | ExecutionProgress
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -225,7 +242,7 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
         known = self._setup.known_keys
         clock = self._clock
         for item in values:
-            if isinstance(item, DeadLetter | KillSwitch | ResetBreaker):
+            if isinstance(item, DeadLetter | KillSwitch | ResetBreaker | PauseStrategy | ResumeStrategy):
                 out.append(item)  # commands scripted into a replay keep their place in it
                 continue
             if isinstance(item, Decoded):
@@ -323,6 +340,10 @@ class AccountSetup:
     mode: Mode = Mode.BACKTEST
     #: Builds the venue for live mode (a ccxt venue); paper, shadow and backtest use the paper venue.
     live_venue: Callable[[], Venue] | None = None
+    #: Execution runs in its own process (``flows.execution_run``): approved orders, cancel-alls and
+    #: the account's progress go out on ``orders.v1``, and the portfolio is kept from the order
+    #: events and fills that come back on ``fills.v1`` (:class:`~execution.remote.RemoteExecution`).
+    remote_execution: bool = False
 
 
 class _VenueClock:
@@ -339,16 +360,47 @@ class _VenueClock:
         return self._wall.now()
 
 
+class _EventClock:
+    """The account's clock when execution runs elsewhere: the time of the newest market event the
+    account applied (the wall clock before the first), as the paper venue's clock is in-process. An
+    order's decision time is then the market time it was decided at, which is what the execution
+    process paces its market data by."""
+
+    def __init__(self, wall: Clock) -> None:
+        self._wall = wall
+        self.newest: datetime | None = None
+
+    def now(self) -> datetime:
+        return self.newest if self.newest is not None else self._wall.now()
+
+    def advance(self, ts: datetime) -> None:
+        if self.newest is None or ts > self.newest:
+            self.newest = ts
+
+
 class AccountState:
     """One account's gate, order manager, venue and market views (the recovery snapshot)."""
 
     def __init__(self, setup: AccountSetup, wall_clock: Clock) -> None:
         cash = setup.balances.get(setup.quote_currency, Decimal(0))
+        self.remote: RemoteExecution | None = None
+        self.event_clock: _EventClock | None = None
+        #: The newest market time already published as progress on ``orders.v1`` (remote execution).
+        self.progress_sent: datetime | None = None
+        if setup.remote_execution:
+            self.paper: PaperVenue | None = None
+            self.event_clock = _EventClock(wall_clock)
+            self.clock: _VenueClock | _EventClock = self.event_clock
+            self.remote = RemoteExecution(Portfolio(setup.account, cash, setup.quote_currency))
+            self.engine = RiskEngine(setup.account, setup.limits, self.clock)
+            self.manager: OrderManager | RemoteExecution = self.remote
+            self._init_views()
+            return
         if setup.mode is Mode.LIVE:
             if setup.live_venue is None:
                 raise ValueError("live mode needs a live venue factory (execution.ccxt_venue.LiveCcxtVenue)")
             venue: Venue = setup.live_venue()
-            self.paper: PaperVenue | None = None
+            self.paper = None
             self.clock = _VenueClock(None, wall_clock)
         else:
             self.paper = PaperVenue(setup.capabilities, setup.balances)
@@ -356,6 +408,9 @@ class AccountState:
             self.clock = _VenueClock(self.paper, None)
         self.engine = RiskEngine(setup.account, setup.limits, self.clock)
         self.manager = OrderManager(venue, Portfolio(setup.account, cash), clock=self.clock)
+        self._init_views()
+
+    def _init_views(self) -> None:
         # The newest market of each instrument, as (exchange, symbol, price, rules, as_of); the gate's
         # MarketView is built from it when a signal needs one (most events never meet a signal).
         self.markets: dict[str, tuple[str, str, Decimal, InstrumentRules, datetime]] = {}
@@ -366,6 +421,8 @@ class AccountState:
         # every event (see AccountLogic._settle).
         self.pending_md: dict[str, datetime] = {}
         self.observed_equity: Decimal | None = None
+        #: Strategies an operator paused (``bot4 pause``, the console), with the command that did it.
+        self.paused: dict[str, PauseStrategy] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__
@@ -411,11 +468,30 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
                     self._apply(state, state.engine.reset(item), out)
                 except ValueError as exc:
                     log.warning("account %s: reset of %r refused: %s", account, item.breaker, exc)
+            elif isinstance(item, PauseStrategy):
+                state.paused[item.strategy] = item
+                log.info(
+                    "account %s: strategy %s paused by %s: %s", account, item.strategy, item.requested_by, item.reason
+                )
+            elif isinstance(item, ResumeStrategy):
+                if state.paused.pop(item.strategy, None) is None:
+                    log.warning("account %s: resume of %s, which is not paused", account, item.strategy)
+                else:
+                    log.info(
+                        "account %s: strategy %s resumed by %s: %s",
+                        account,
+                        item.strategy,
+                        item.requested_by,
+                        item.reason,
+                    )
+            elif isinstance(item, Fill | OrderEvent):
+                self._on_report(state, item, out)
             else:
                 self._on_market(state, setup, item, out)
             self._drain(state, out)
         if self._state is not None:
             self._settle(self._state, out)
+            self._progress(self._state, out)
             _export_counters(out)
             now = time.monotonic()
             if now >= self._next_gauges:
@@ -436,6 +512,8 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             as_of = _bar_end(event)
             if paper is not None:
                 paper.on_candle(event)
+        if state.event_clock is not None:
+            state.event_clock.advance(as_of)
         elif paper is not None:
             if isinstance(event, Trade):
                 paper.on_trade(event)
@@ -499,6 +577,13 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
     def _on_signal(self, state: AccountState, setup: AccountSetup, signal: Signal, out: list[AccountOut]) -> None:
         """Every signal ends in a risk decision: judged by the gate, or denied here when it cannot
         become an order (no market yet, nothing to sell, sized to nothing)."""
+        paused = state.paused.get(signal.strategy)
+        if paused is not None and signal.side is Side.BUY:
+            # Paused: no new position. Exits still go to the gate, so a paused strategy's open
+            # positions can be closed rather than left without their exit.
+            detail = f"strategy {signal.strategy} paused by {paused.requested_by}: {paused.reason}"
+            out.append(record(_denied(signal, state, "strategy_paused", detail), state.engine.state))
+            return
         market = _market_view(state, signal.key)
         intent = self._intent(state, setup, signal, market)
         if isinstance(intent, OrderDenied):
@@ -514,7 +599,7 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             out.append(ShadowOrder(outcome))
             return
         result = state.manager.submit(outcome)
-        if not result.duplicate:
+        if not result.duplicate and state.remote is None:  # remote: the execution process stores it
             out.append(OrderPlaced(outcome))
 
     def _intent(
@@ -545,12 +630,41 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             out.append(decision)
             if decision.kind is DecisionKind.CANCEL_ALL and isinstance(decision.event, CancelAllOrders):
                 state.manager.cancel_all(decision.event)
+                if state.remote is not None:  # the instruction travels to execution on orders.v1
+                    out.append(decision.event)
+
+    # -- remote execution ----------------------------------------------------------------------
+
+    def _on_report(self, state: AccountState, report: Fill | OrderEvent, out: list[AccountOut]) -> None:
+        """An order event or fill back from the execution process (``fills.v1``)."""
+        remote = state.remote
+        if remote is None:
+            log.warning("account %s: ignoring %s from fills.v1: execution runs in-process", report.account, report)
+            return
+        if isinstance(report, OrderEvent):
+            remote.on_order_event(report)
+        elif remote.on_fill(report):
+            self._observe_realized(state, out)
+
+    def _progress(self, state: AccountState, out: list[AccountOut]) -> None:
+        """Tell execution how far in market time this account has decided, once per batch when it
+        moved: execution applies market data to its venue only up to here, so a paper order is
+        filled by the market that followed its decision, never by the market before it."""
+        clock = state.event_clock
+        if clock is None or clock.newest is None or clock.newest == state.progress_sent:
+            return
+        state.progress_sent = clock.newest
+        out.append(ExecutionProgress(state.manager.portfolio.account, clock.newest))
 
     def _drain(self, state: AccountState, out: list[AccountOut]) -> None:
         records = state.manager.drain()
         if not records:
             return
         out.extend(records)
+        self._observe_realized(state, out)
+
+    def _observe_realized(self, state: AccountState, out: list[AccountOut]) -> None:
+        """Feed the consecutive-losses and daily-loss breakers each realized PnL step."""
         realized = state.manager.portfolio.realized_pnl
         if realized != state.realized:
             closed = realized - state.realized
@@ -672,6 +786,11 @@ def route_to_accounts(item: InstrumentOut, accounts: Sequence[str]) -> list[tupl
         return []
     if isinstance(item, KillSwitch | ResetBreaker):
         return [kv for kv in risk_routes(item, accounts) if kv[0] in accounts]  # type: ignore[misc]
+    if isinstance(item, PauseStrategy | ResumeStrategy):
+        targets = accounts if item.account == ALL_ACCOUNTS else [a for a in accounts if a == item.account]
+        return [(a, (a, replace(item, account=a))) for a in targets]
+    if isinstance(item, Fill | OrderEvent):
+        return [(item.account, (item.account, item))] if item.account in accounts else []
     return [(a, (a, item)) for a in accounts]
 
 
@@ -694,10 +813,11 @@ def trading_steps(
     accounts: Sequence[AccountSetup],
     wall_clock: Clock,
     *,
-    commands: Stream[KillSwitch | ResetBreaker] | None = None,
+    commands: Stream[Any] | None = None,
 ) -> TradingOut:
     """Instrument step then account step, from events keyed by ``exchange:SYMBOL``; operator
-    ``commands`` (the control topic) join the account step directly."""
+    ``commands`` (the control topic) and, when execution runs in its own process, its order events
+    and fills (``fills.v1``) join the account step directly."""
     by_account = {a.account: a for a in accounts}
     names = list(by_account)
     if instrument.ordered:

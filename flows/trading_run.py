@@ -11,6 +11,12 @@ a restart sends no order twice.
 
 The mode comes from ``BOT4_MODE`` (``paper`` by default). ``live`` trades on the exchange through
 ccxt and is refused unless ``BOT4_EXCHANGE__LIVE_TRADING_ENABLED=true`` and the keys are set.
+
+Execution is in-process by default. With ``BOT4_TRADING__EXECUTION=kafka`` it runs in the execution
+flow (:mod:`flows.execution_run`, ``bot4 execute``): this flow publishes approved orders, cancel-alls
+and its progress on ``orders.v1``, reads the order events and fills back from ``fills.v1`` into the
+portfolio its gate judges, and leaves the ``orders`` / ``order_events`` / ``fills`` tables to the
+execution flow.
 """
 
 from __future__ import annotations
@@ -28,15 +34,22 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from core.clock import Clock, SystemClock
 from core.deadletter import DeadLetter
 from core.errors import ConfigError, WireFormatError
-from core.fills import Fill, OrderEvent
-from core.orders import ApprovedOrder, KillSwitch, ResetBreaker, Signal
+from core.fills import Fill, OrderEvent, fill_from_record, order_event_from_record
+from core.orders import ApprovedOrder, CancelAllOrders, Signal
 from execution.markets import load_capabilities
 from flows.aligned_source import AlignedKafkaSource
 from flows.backtest import strategies_for
-from flows.control import CONTROL_TOPIC, decode_command
+from flows.control import CONTROL_TOPIC, Command, decode_command
 from flows.dlq import Inbound, dead_letter
 from flows.dlq import to_kafka as dead_letter_message
-from flows.execution import OrderPlaced, execution_message, write_execution
+from flows.execution import (
+    FILLS_TOPIC,
+    ExecutionProgress,
+    OrderPlaced,
+    execution_message,
+    instruction_message,
+    write_execution,
+)
 from flows.features import CANDLE_TOPICS, FEATURES_TOPIC, TRADE_TOPICS, FeatureRowSink, vectors_to_kafka
 from flows.kafka_io import CheckedKafkaSink, InboundKafkaSource, OutMessage
 from flows.metrics import ensure_server
@@ -79,6 +92,11 @@ def account_setup(settings: Bot4Settings, mode: Mode) -> AccountSetup:
             live_trading_enabled=exchange.live_trading_enabled,
         )
         LiveCcxtVenue._check_settings(config)  # refuse before anything starts, with the reason
+        if trading.execution == "kafka":
+            raise ConfigError(
+                "live trading executes in-process (BOT4_TRADING__EXECUTION=inprocess); the execution flow"
+                " runs the paper venue only"
+            )
 
         def live_venue() -> LiveCcxtVenue:
             return LiveCcxtVenue(config, clock=SystemClock())
@@ -91,12 +109,29 @@ def account_setup(settings: Bot4Settings, mode: Mode) -> AccountSetup:
         trading.quote_currency,
         mode,
         live_venue,
+        remote_execution=trading.execution == "kafka",
     )
 
 
-def _commands(batch: list[Inbound | DeadLetter], clock: Clock) -> list[KillSwitch | ResetBreaker | DeadLetter]:
+def _reports(batch: list[Inbound | DeadLetter], clock: Clock) -> list[Fill | OrderEvent | DeadLetter]:
+    """Order events and fills back from the execution flow (``fills.v1``); a malformed one becomes a
+    dead letter."""
+    out: list[Fill | OrderEvent | DeadLetter] = []
+    for item in batch:
+        if isinstance(item, DeadLetter):
+            out.append(item)
+            continue
+        try:
+            rec = orjson.loads(item.value)
+            out.append(fill_from_record(rec) if rec.get("type") == "fill" else order_event_from_record(rec))
+        except (orjson.JSONDecodeError, AttributeError, KeyError, ValueError, TypeError) as exc:
+            out.append(dead_letter("execution_reports", "malformed_report", f"fills.v1 record: {exc!r}", item, clock))
+    return out
+
+
+def _commands(batch: list[Inbound | DeadLetter], clock: Clock) -> list[Command | DeadLetter]:
     """Operator commands from the control topic; a malformed one becomes a dead letter."""
-    out: list[KillSwitch | ResetBreaker | DeadLetter] = []
+    out: list[Command | DeadLetter] = []
     for item in batch:
         if isinstance(item, DeadLetter):
             out.append(item)
@@ -121,6 +156,8 @@ def _messages(batch: list[Any], prefix: str) -> list[OutMessage]:
         elif isinstance(item, ShadowOrder):
             message = order_message(item.order, prefix)
             out.append(OutMessage(prefix + SHADOW_TOPIC, message.key, message.value))
+        elif isinstance(item, CancelAllOrders | ExecutionProgress):
+            out.append(instruction_message(item, prefix))
     return out
 
 
@@ -238,6 +275,10 @@ def trading_flow(
         models=trading.models,
     )
     control = op.flat_map_batch("commands", op.input("control_in", flow, commands), lambda b: _commands(b, clock))
+    if account.remote_execution:
+        reports_in = InboundKafkaSource(kafka, [kafka.topic(FILLS_TOPIC)], tail=tail, clock=clock)
+        reports = op.flat_map_batch("reports", op.input("fills_in", flow, reports_in), lambda b: _reports(b, clock))
+        control = op.merge("control_and_reports", control, reports)
     command_stream: Stream[Any] = op.filter("valid_commands", control, lambda c: not isinstance(c, DeadLetter))
     bad_commands: Stream[DeadLetter] = op.flat_map_batch(
         "bad_commands", control, lambda b: [c for c in b if isinstance(c, DeadLetter)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,4 +52,10 @@ def test_gate_accepts_protocols_overloads_and_docstring_only_bodies(tmp_path):
 
 
 def test_repository_is_clean():
-    assert no_fakes.main() == 0
+    # In its own interpreter, as `make lint` runs it: CPython 3.11.7 can fail ast.parse with
+    # "AST constructor recursion depth mismatch" when called deep inside a long pytest session
+    # (gh-106905, fixed in 3.11.8), which would be a false alarm about the repository.
+    result = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "no_fakes.py")], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,146 @@
+"""The execution step paced by the trading flow (the separate execution process): orders from
+``orders.v1`` and market data from the ``md.*`` topics arrive as two unordered streams, and the
+paper venue still fills each order against the market that followed its decision, exactly as the
+one ordered stream (in-process) does, on the real Binance capture."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import bytewax.operators as op
+import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from core.fills import Fill, OrderEvent
+from core.orders import CancelAllOrders
+from flows.execution import ExecutionProgress, decode_instruction, instruction_message, paper_execution
+from tests.unit.flows.test_execution_step import ACCOUNT, approve, capture_events
+
+
+@pytest.fixture(scope="module")
+def capture(shared_data):
+    return capture_events(shared_data)
+
+
+def run(inputs, *, paced: bool) -> list:
+    flow = Dataflow("paced_test")
+    out: list = []
+    op.output(
+        "out",
+        paper_execution("exec", op.input("in", flow, TestingSource(inputs, batch_size=97)), [ACCOUNT], paced=paced),
+        TestingSink(out),
+    )
+    run_main(flow)
+    return [o for o in out if isinstance(o, Fill | OrderEvent)]
+
+
+def decision_point(capture, after: int) -> int:
+    """An index past ``after`` where the next event is strictly later than the previous one (a
+    decision taken there is unambiguous in market time)."""
+    i = after
+    while capture[i].ts_event >= capture[i + 1].ts_event or type(capture[i]).__name__ != "Trade":
+        i += 1
+    return i + 1
+
+
+def orders_at(capture, points):
+    return [approve(f"b4-pace-{n}", capture[at - 1].ts_event, capture[at - 1].price) for n, at in enumerate(points)]
+
+
+def test_paced_execution_gives_the_in_process_fills_whether_market_data_or_orders_run_ahead(capture):
+    snap = next(i for i, e in enumerate(capture) if type(e).__name__ == "BookSnapshot")
+    points = [decision_point(capture, snap + 200), decision_point(capture, snap + 2500)]
+    orders = orders_at(capture, points)
+    end = ExecutionProgress("main", capture[-1].ts_event)
+
+    ordered = [*capture[: points[0]], orders[0], *capture[points[0] : points[1]], orders[1], *capture[points[1] :]]
+    in_process = run(ordered, paced=False)
+    assert sum(1 for r in in_process if isinstance(r, Fill)) >= 2
+
+    # The md topics drained before orders.v1 is read: everything waits for the trading flow's word.
+    market_first = [*capture, orders[0], ExecutionProgress("main", capture[points[1] - 1].ts_event), orders[1], end]
+    # orders.v1 read before the market data arrives: each order waits for the market after it.
+    orders_first = [orders[0], orders[1], end, *capture]
+    # Interleaved as a live run would see them: progress every 300 events, orders a little late.
+    live = list(capture)
+    for at in range(len(capture) - 1, 0, -300):
+        live.insert(at, ExecutionProgress("main", capture[at - 1].ts_event))
+    live.insert(live.index(capture[points[1] + 40]), orders[1])
+    live.insert(live.index(capture[points[0] + 40]), orders[0])
+    live.append(end)
+
+    for inputs in (market_first, orders_first, live):
+        assert run(inputs, paced=True) == in_process
+
+
+def limit_buy(coid: str, when, reference: Decimal, limit: Decimal):
+    from dataclasses import replace
+
+    from core.clock import ManualClock
+    from core.orders import ApprovedOrder, OrderType
+    from risk.config import RiskLimits
+    from risk.engine import RiskEngine
+    from risk.market import MarketView
+    from risk.portfolio import PortfolioView
+    from tests.unit.flows.test_execution_step import RULES
+    from tests.unit.flows.test_risk_step import intent
+
+    order, _ = RiskEngine("main", RiskLimits(), ManualClock(when)).evaluate(
+        replace(intent(coid, "0.01"), order_type=OrderType.LIMIT, limit_price=limit),
+        PortfolioView("main", Decimal("100000")),
+        MarketView("binance", "BTC/USDT", reference, RULES, when),
+    )
+    assert isinstance(order, ApprovedOrder), order
+    return order
+
+
+def test_market_data_beyond_the_trading_flows_progress_is_held_and_never_fills_an_order(capture):
+    snap = next(i for i, e in enumerate(capture) if type(e).__name__ == "BookSnapshot")
+    at = decision_point(capture, snap + 200)
+    later = [e.price for e in capture[at:] if type(e).__name__ == "Trade"]
+    # A buy limit resting below the market that the later trades trade through.
+    order = limit_buy("b4-pace-limit", capture[at - 1].ts_event, capture[at - 1].price, min(later) + Decimal("0.01"))
+    held = run([*capture, order], paced=True)  # the trading flow has not decided past the order yet
+    assert [r.kind.value for r in held if isinstance(r, OrderEvent)] == ["submit", "accept"]
+    assert not [r for r in held if isinstance(r, Fill)]
+    released = run([*capture, order, ExecutionProgress("main", capture[-1].ts_event)], paced=True)
+    fills = [r for r in released if isinstance(r, Fill)]
+    assert fills and all(f.ts_event > capture[at - 1].ts_event for f in fills)
+    in_process = run([*capture[:at], order, *capture[at:]], paced=False)
+    assert released == in_process
+
+
+def test_a_cancel_all_submits_the_orders_still_waiting_for_their_market_then_cancels_them(capture):
+    snap = next(i for i, e in enumerate(capture) if type(e).__name__ == "BookSnapshot")
+    at = decision_point(capture, snap + 200)
+    order = limit_buy(
+        "b4-pace-cancel",
+        capture[at - 1].ts_event,
+        capture[at - 1].price,
+        (capture[at - 1].price * Decimal("0.99")).quantize(Decimal("0.01")),
+    )
+    cancel = CancelAllOrders("main", "kill switch", capture[at - 1].ts_event, keep_reduce_only=False)
+    out = run([*capture[:at], order, cancel], paced=True)  # the market after the order never came
+    assert [r.kind.value for r in out if isinstance(r, OrderEvent)] == ["submit", "accept", "cancel_request", "cancel"]
+    assert [(r.kind.value, r.status.value) for r in out if isinstance(r, OrderEvent)][-1] == ("cancel", "canceled")
+    assert not [r for r in out if isinstance(r, Fill)]
+
+
+def test_orders_v1_instructions_round_trip_and_bad_ones_are_refused_with_a_reason(capture):
+    cancel = CancelAllOrders("main", "drawdown", capture[0].ts_event, keep_reduce_only=True)
+    assert decode_instruction(instruction_message(cancel, "p.").value) == cancel
+    assert instruction_message(cancel, "p.").topic == "p.orders.v1"
+    (order,) = orders_at(capture, [decision_point(capture, 10)])
+    from flows.risk_step import order_message
+
+    assert decode_instruction(order_message(order).value) == order
+    for bad, reason in (
+        (b"{", "malformed_json"),
+        (b'{"type": "teleport", "account": "main"}', "unknown_type"),
+        (b'{"type": "cancel_all", "account": "main", "ts": 1}', "malformed_order"),
+        (b'{"v": 1, "account": "main"}', "malformed_order"),
+    ):
+        with pytest.raises(Exception) as info:
+            decode_instruction(bad)
+        assert info.value.reason == reason  # type: ignore[attr-defined]
