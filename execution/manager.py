@@ -11,7 +11,11 @@ One manager per account (execution is keyed by account). It
   :class:`~core.fills.OrderEvent` per status change and one :class:`~core.fills.Fill` per execution
   for ``fills.v1`` (:meth:`OrderManager.drain`);
 - answers a venue's "duplicate client order id" reject by adopting the venue's order, never by
-  resending.
+  resending;
+- records how every call to the venue ended (:class:`~risk.venue_calls.VenueCallOutcome`: ok, error
+  class or disconnect, round trip) for the venue breakers (:meth:`OrderManager.drain_outcomes`);
+- keeps the risk gate's :class:`~risk.portfolio.PortfolioView` until a fill, an order change or a
+  mark changes it (:meth:`OrderManager.view`).
 
 >>> from decimal import Decimal as D
 >>> from core.clock import from_epoch_ms
@@ -29,29 +33,85 @@ True
 ['OrderEvent', 'OrderEvent', 'OrderEvent', 'Fill']
 >>> manager.portfolio.cash
 Decimal('9899.800')
+>>> [(o.call.value, o.result.value) for o in manager.drain_outcomes()]
+[('submit', 'ok'), ('poll', 'ok')]
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from core.clock import Clock
-from core.errors import HaltAndAlert
+from core.errors import HaltAndAlert, RetryLater
 from core.fills import Fill, OrderEvent, OrderEventKind, OrderStatus
 from core.orders import ApprovedOrder, CancelAllOrders
 from execution.orders import ORDER_TRANSITIONS, StateMachine
 from execution.portfolio import Portfolio
 from execution.venue import DUPLICATE_CLIENT_ORDER_ID, SubmitOutcomeUnknown, Venue, VenueOrder, VenueReport
 from risk.portfolio import OpenOrder, PortfolioView
+from risk.venue_calls import CallResult, VenueCall, VenueCallOutcome
 
 _ZERO = Decimal(0)
 _Kind = OrderEventKind
 _UNACKED = (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED)
 ExecutionRecord = OrderEvent | Fill
+T = TypeVar("T")
+
+#: Reject reasons that mean the venue did not process the order for reasons of its own (it was
+#: rate limited, or answered 5xx and has no such order): errors of the venue, not verdicts on the
+#: order. The prefixes ``execution.ccxt_venue`` puts on those REJECT reports.
+VENUE_FAILURE_REJECTS = {"rate_limited": "rate_limited", "not_accepted": "unavailable"}
+#: Error classes that, with no HTTP answer at all, mean the connection failed (ccxt raises
+#: ExchangeNotAvailable for a refused or reset connection: ``unavailable``; other socket errors
+#: are ``network``).
+_CONNECTION_FAILURES = frozenset({"unavailable", "network"})
+
+
+def classify_failure(exc: BaseException) -> tuple[CallResult, str]:
+    """How a venue call that raised ``exc`` ended, and the error class the breakers record.
+
+    A failure translated by ``execution.ccxt_errors`` carries its ``reason``; with no HTTP answer
+    (``http_status`` None) an ``unavailable`` or ``network`` failure is a disconnect. An unknown
+    submit outcome is judged by the failure behind it.
+
+    >>> from execution.venue import SubmitOutcomeUnknown
+    >>> classify_failure(ConnectionResetError("reset by peer"))
+    (<CallResult.DISCONNECTED: 'disconnected'>, 'network')
+    >>> classify_failure(SubmitOutcomeUnknown("no result within 10s"))
+    (<CallResult.ERROR: 'error'>, 'outcome_unknown')
+    >>> classify_failure(KeyError("x"))
+    (<CallResult.ERROR: 'error'>, 'KeyError')
+    """
+    cause: BaseException = exc
+    if isinstance(exc, SubmitOutcomeUnknown):
+        # ``raise ... from err`` sets the cause; the venue's own deadline (``raise ... from None``)
+        # leaves the TimeoutError as the context.
+        behind = exc.__cause__ or exc.__context__
+        if behind is None:
+            return CallResult.ERROR, "outcome_unknown"
+        cause = behind
+    if isinstance(cause, RetryLater):
+        reason = getattr(cause, "reason", None)
+        if isinstance(reason, str):
+            no_answer = getattr(cause, "http_status", None) is None
+            disconnected = no_answer and reason in _CONNECTION_FAILURES
+            return (CallResult.DISCONNECTED if disconnected else CallResult.ERROR), reason
+    if isinstance(cause, ConnectionError):
+        return CallResult.DISCONNECTED, "network"
+    if isinstance(cause, TimeoutError):
+        return CallResult.ERROR, "timeout"
+    return CallResult.ERROR, type(cause).__name__
+
+
+def _reject_failure(report: object) -> str | None:
+    """The error class of a REJECT that is the venue's failure, None for any other answer."""
+    if not isinstance(report, VenueReport) or report.kind is not _Kind.REJECT:
+        return None
+    return VENUE_FAILURE_REJECTS.get(report.reason.partition(":")[0])
 
 
 class ReconciliationMismatch(HaltAndAlert):
@@ -153,10 +213,20 @@ class OrderManager:
         clock: Clock,
         orders: Iterable[ManagedOrder] = (),
         fill_ids: Iterable[str] = (),
+        timer: Callable[[], float] | None = None,
     ) -> None:
         self.venue = venue
         self.portfolio = portfolio
         self._clock = clock
+        # Round trips of venue calls, in seconds: ``timer`` (a monotonic counter) when given, else
+        # the clock (live: the system clock; in a replay the paper venue's event time, which does
+        # not move during a call, so replays stay deterministic).
+        self._timer = timer
+        self._outcomes: list[VenueCallOutcome] = []
+        # The gate's view, kept while nothing it reads changed: (portfolio, its version, orders
+        # version, view). Orders change only in _transition, which bumps the version.
+        self._orders_version = 0
+        self._view: tuple[Portfolio, int, int, PortfolioView] | None = None
         self._orders: dict[str, ManagedOrder] = {o.client_order_id: o for o in orders}
         # Orders that may still be open (pruned when read): keeps open-order reads O(open), not O(history).
         self._maybe_open: dict[str, ManagedOrder] = {
@@ -183,13 +253,13 @@ class OrderManager:
         self._maybe_open[cid] = managed
         self._transition(managed, _Kind.SUBMIT, self._clock.now())
         try:
-            report = self.venue.submit(order)
+            report = self._call(VenueCall.SUBMIT, cid, self.venue.submit, order)
         except SubmitOutcomeUnknown as err:
             managed.reason = f"submit outcome unknown: {err.args[0] if err.args else err}"
             return SubmitResult(cid, managed.status, reason=managed.reason)
         if report.kind is _Kind.REJECT and report.reason == DUPLICATE_CLIENT_ORDER_ID:
             # Sent before a crash that lost our record of it: adopt the venue's order.
-            remote = self.venue.fetch_order(cid)
+            remote = self._call(VenueCall.FETCH_ORDER, cid, self.venue.fetch_order, cid)
             if remote is not None:
                 self._sync(managed, remote)
                 self.pump()
@@ -206,7 +276,7 @@ class OrderManager:
         if managed.status.is_terminal or managed.status is OrderStatus.PENDING_CANCEL:
             return managed.status
         self._transition(managed, _Kind.CANCEL_REQUEST, self._clock.now())
-        self._apply(self.venue.cancel(client_order_id))
+        self._apply(self._call(VenueCall.CANCEL, client_order_id, self.venue.cancel, client_order_id))
         self.pump()
         return managed.status
 
@@ -224,7 +294,7 @@ class OrderManager:
 
     def pump(self) -> int:
         """Apply every report the venue queued since the last call; returns how many."""
-        reports = self.venue.poll()
+        reports = self._call(VenueCall.POLL, "", self.venue.poll)
         for report in reports:
             self._apply(report)
         return len(reports)
@@ -239,7 +309,9 @@ class OrderManager:
         reported, not touched.
         """
         self.pump()
-        remote_open = {o.client_order_id: o for o in self.venue.fetch_open_orders()}
+        remote_open = {
+            o.client_order_id: o for o in self._call(VenueCall.FETCH_OPEN_ORDERS, "", self.venue.fetch_open_orders)
+        }
         changed: list[str] = []
         not_found: list[str] = []
         fills_before = len(self._fill_ids)
@@ -249,7 +321,7 @@ class OrderManager:
                 continue
             checked += 1
             before = (managed.status, managed.filled)
-            remote = remote_open.pop(cid, None) or self.venue.fetch_order(cid)
+            remote = remote_open.pop(cid, None) or self._call(VenueCall.FETCH_ORDER, cid, self.venue.fetch_order, cid)
             if remote is None:
                 not_found.append(cid)
                 # Never acknowledged: it never reached the venue. Acknowledged once: the venue dropped it.
@@ -326,15 +398,80 @@ class OrderManager:
         return list(index.values())
 
     def view(self) -> PortfolioView:
-        """The account as the risk gate reads it (portfolio plus open orders)."""
-        return self.portfolio.view(self.open_orders())
+        """The account as the risk gate reads it (portfolio plus open orders).
+
+        The same immutable view is returned until a fill, an order change (submit, ack, cancel,
+        reject, expiry) or a mark changes what it shows, so the gate's values derived from it are
+        reused between signals; building one costs more than judging an order.
+        """
+        portfolio = self.portfolio
+        kept = self._view
+        if (
+            kept is not None
+            and kept[0] is portfolio
+            and kept[1] == portfolio.version
+            and kept[2] == self._orders_version
+        ):
+            return kept[3]
+        version = portfolio.version
+        view = portfolio.view(self.open_orders())
+        self._view = (portfolio, version, self._orders_version, view)
+        return view
 
     def drain(self) -> list[ExecutionRecord]:
         """Order events and fills produced since the last call, in order (for ``fills.v1``)."""
         out, self._outbox = self._outbox, []
         return out
 
+    def drain_outcomes(self) -> list[VenueCallOutcome]:
+        """How every venue call since the last call ended, in order: feed them to
+        ``RiskStateMachine.on_venue_outcomes`` (venue error rate, round-trip latency, disconnect)."""
+        out, self._outcomes = self._outcomes, []
+        return out
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The kept view is derived (and its read-only mappings do not pickle): rebuilt on demand.
+        state = dict(self.__dict__)
+        state["_view"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots from before outcomes and the kept view existed restore with empty ones.
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_timer", None)
+        self.__dict__.setdefault("_outcomes", [])
+        self.__dict__.setdefault("_orders_version", 0)
+        self._view = None
+
     # -- internals -------------------------------------------------------------------------------
+
+    def _seconds(self) -> float:
+        timer = self._timer
+        if timer is not None:
+            return timer()
+        return self._clock.now().timestamp()
+
+    def _call(self, kind: VenueCall, cid: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the venue, its outcome recorded; whatever it raises is raised again."""
+        start = self._seconds()
+        try:
+            answer = fn(*args)
+        except Exception as exc:
+            result, error = classify_failure(exc)
+            self._record(kind, cid, start, result, error)
+            raise
+        error_class = _reject_failure(answer)
+        if error_class is None:
+            self._record(kind, cid, start, CallResult.OK, "")
+        else:
+            self._record(kind, cid, start, CallResult.ERROR, error_class)
+        return answer
+
+    def _record(self, kind: VenueCall, cid: str, start: float, result: CallResult, error: str) -> None:
+        elapsed = max(self._seconds() - start, 0.0)
+        self._outcomes.append(VenueCallOutcome(kind, result, timedelta(seconds=elapsed), self._clock.now(), error, cid))
 
     def _apply(self, report: VenueReport) -> None:
         managed = self._orders.get(report.client_order_id)
@@ -400,6 +537,7 @@ class OrderManager:
         filled: Decimal | None = None,
     ) -> None:
         before = managed.status
+        self._orders_version += 1  # the gate's view shows this order: rebuild it on next read
         status = managed.machine.apply(kind, managed.client_order_id)
         if filled is not None:
             managed.filled = filled

@@ -111,6 +111,10 @@ class _Book:
 class Portfolio:
     """Positions and PnL of one account in one quote currency (worked example in the module docstring)."""
 
+    # Bumped by every change a reader of :meth:`view` could see (a class default, so snapshots
+    # from before it existed restore at 0).
+    _version = 0
+
     def __init__(self, account: str, starting_cash: Decimal, quote_currency: str = "USDT") -> None:
         self.account = account
         self.quote_currency = quote_currency
@@ -147,16 +151,36 @@ class Portfolio:
             self.fees += fee
             self._trade(book, signed, fill.price)
             book.mark = fill.price
+        self._version += 1
         self._track(fill.ts_event)
 
     def mark(self, exchange: str, symbol: str, price: Decimal, ts: datetime | None = None) -> None:
         """Value ``exchange:symbol`` at ``price`` from now on (a trade, a mid, a mark price)."""
         if not (price.is_finite() and price > 0):
             raise ValueError(f"mark price {price} of {exchange}:{symbol} must be a finite number > 0")
-        self._book(exchange, symbol).mark = price
+        book = self._book(exchange, symbol)
+        old = book.mark
+        # compare_total: equal values written differently (60000 vs 60000.0) show differently in
+        # a view's totals, so they count as a change.
+        if old is not price and old.compare_total(price):
+            book.mark = price
+            self._version += 1
         self._track(ts)
 
     # -- reads -----------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """A number that changes whenever a fill or a new mark changes cash, positions or marks
+        (what :meth:`view` shows); equal numbers mean nothing changed.
+
+        >>> pf = Portfolio("a", Decimal(100))
+        >>> before = pf.version
+        >>> pf.mark("binance", "BTC/USDT", Decimal("60000"))
+        >>> pf.version > before
+        True
+        """
+        return self._version
 
     @property
     def realized_pnl(self) -> Decimal:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 import statistics
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -44,6 +44,7 @@ from core.orders import (
 )
 from risk.config import BreakerLimits
 from risk.market import sane_number
+from risk.venue_calls import VenueCallOutcome
 
 #: What the state machine returns for execution and for risk.decisions.v1.
 RiskEvent = TradingStateChanged | CancelAllOrders
@@ -446,6 +447,65 @@ class RiskStateMachine:
     def on_features(self, source: str, ts: datetime) -> tuple[RiskEvent, ...]:
         """Newest time of a feature set or a model's output (``source`` names which)."""
         return self._apply(lambda now: self._features.observe(source, ts))
+
+    def on_model_inputs(
+        self,
+        features: Mapping[str, datetime] | None = None,
+        predictions: Mapping[str, datetime] | None = None,
+    ) -> tuple[RiskEvent, ...]:
+        """The newest feature-vector time and model-prediction time per instrument
+        (``exchange:SYMBOL``), judged together by the stale-features breaker: each instrument's
+        features and its model output are watched as two sources (``features <key>`` and
+        ``model <key>``), so a model that stops predicting is noticed even while features flow.
+
+        >>> from core.clock import ManualClock, parse_utc
+        >>> from risk.config import BreakerLimits
+        >>> clock = ManualClock(parse_utc("2024-08-08T00:00:00Z"))
+        >>> m = RiskStateMachine("acct", BreakerLimits(), clock)
+        >>> m.on_model_inputs({"binance:BTC/USDT": clock.now()}, {"binance:BTC/USDT": clock.now()})
+        ()
+        >>> _ = clock.advance(timedelta(minutes=5, seconds=1))
+        >>> m.on_model_inputs(features={"binance:BTC/USDT": clock.now()})[0].reason
+        'stale_features closed->open: model binance:BTC/USDT is 301.0s old (max 300.0s)'
+        """
+
+        def observe(now: datetime) -> None:
+            for key, ts in (features or {}).items():
+                self._features.observe(f"features {key}", ts)
+            for key, ts in (predictions or {}).items():
+                self._features.observe(f"model {key}", ts)
+
+        return self._apply(observe)
+
+    def on_venue_outcomes(self, outcomes: Iterable[VenueCallOutcome]) -> tuple[RiskEvent, ...]:
+        """The venue calls the order manager made since the last call
+        (``OrderManager.drain_outcomes()``), in order, judged together: every call counts for the
+        error rate, every answered submit is a round-trip sample, and a call that could not reach
+        the venue is a disconnect (any other call shows the connection up). A poll that returned
+        is no evidence either way (it may not have left the process) and is skipped.
+
+        >>> from core.clock import ManualClock, parse_utc
+        >>> from risk.config import BreakerLimits
+        >>> from risk.venue_calls import CallResult, VenueCall
+        >>> clock = ManualClock(parse_utc("2024-08-08T00:00:00Z"))
+        >>> m = RiskStateMachine("acct", BreakerLimits(), clock)
+        >>> lost = VenueCallOutcome(VenueCall.SUBMIT, CallResult.DISCONNECTED, timedelta(seconds=1), clock.now(),
+        ...                         "unavailable")
+        >>> m.on_venue_outcomes([lost])[0].new
+        <TradingState.HALTED: 'halted'>
+        """
+        venue, latency, disconnect = self._venue, self._latency, self._disconnect
+
+        def observe(now: datetime) -> None:
+            for outcome in outcomes:
+                if not outcome.is_evidence:
+                    continue
+                venue.observe(outcome.ok, now)
+                if outcome.is_order_round_trip:
+                    latency.observe(outcome.round_trip, now)
+                disconnect.observe(outcome.connected, now)
+
+        return self._apply(observe)
 
     def on_venue_call(self, ok: bool) -> tuple[RiskEvent, ...]:
         """Outcome of one venue call (order, cancel, fetch): error rate."""
