@@ -1,0 +1,125 @@
+"""The trading flow's account step with execution in another process (``remote_execution``), and
+operator pauses of a strategy, driven step by step on the bundled real BTC/USDT 1m candles.
+
+The two steps are run as the two processes run them, in lockstep: each bar goes through the
+instrument and account steps of the trading side, whose orders.v1 records (approved orders,
+progress) go with the bar to the paced execution step, whose order events and fills go back to
+the account step. Nothing here is a stand-in: the real steps, the real paper venue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from core.clock import SystemClock
+from core.events import Candle
+from core.fills import Fill, OrderEvent
+from core.orders import ApprovedOrder, CancelAllOrders, PauseStrategy, ResumeStrategy, Signal
+from flows.demo import TRADING_FILES
+from flows.execution import ExecutionProgress, OrderPlaced, PaperAccount, PaperExecution
+from flows.replay import read_events
+from flows.trading import AccountLogic, InstrumentLogic, Mode
+from risk.decisions import DecisionKind, RiskDecision
+from tests.unit.flows.test_trading_flow import setups
+
+BARS = 600
+
+
+@pytest.fixture(scope="module")
+def candles() -> list[Candle]:
+    return [e for _, e in zip(range(BARS), read_events(TRADING_FILES[0]), strict=False) if isinstance(e, Candle)]
+
+
+def lockstep(candles, commands=None):
+    """Run bar by bar; returns (account-step records, execution records, account logic, execution logic)."""
+    commands = commands or {}
+    instrument, account = setups(Mode.PAPER)
+    account = replace(account, remote_execution=True)
+    inst = InstrumentLogic(instrument, None, SystemClock())
+    trading = AccountLogic({"acct": account}, SystemClock(), None)
+    execution = PaperExecution({"acct": PaperAccount("acct", account.capabilities, account.balances)}, None, paced=True)
+    decided: list = []
+    executed: list = []
+    for n, candle in enumerate(candles):
+        items, _ = inst.on_batch([candle])
+        batch = [("acct", c) for c in commands.get(n, [])]
+        batch += [("acct", i) for i in items if isinstance(i, Candle | Signal)]
+        out, _ = trading.on_batch(batch)
+        decided.extend(out)
+        to_execution = [("acct", o) for o in out if isinstance(o, ApprovedOrder | CancelAllOrders | ExecutionProgress)]
+        back, _ = execution.on_batch([("acct", candle), *to_execution])
+        executed.extend(back)
+        reports = [("acct", r) for r in back if isinstance(r, Fill | OrderEvent)]
+        if reports:
+            more, _ = trading.on_batch(reports)
+            decided.extend(more)
+    return decided, executed, trading, execution
+
+
+def test_remote_execution_books_exactly_the_fills_execution_made_and_never_executes_in_the_trading_step(candles):
+    decided, executed, trading, execution = lockstep(candles)
+    approved = [o for o in decided if isinstance(o, ApprovedOrder)]
+    assert len(approved) >= 6
+    # The trading step publishes; it neither fills nor stores executions itself.
+    assert not [o for o in decided if isinstance(o, Fill | OrderEvent | OrderPlaced)]
+    progress = [o.ts for o in decided if isinstance(o, ExecutionProgress)]
+    assert progress == sorted(set(progress)) and progress[-1] == candles[-1].ts_event + timedelta(minutes=1)
+    # Execution executed each approved order once, and exits happened (the fills came back).
+    placed = [o.order.client_order_id for o in executed if isinstance(o, OrderPlaced)]
+    assert placed == [o.client_order_id for o in approved]
+    fills = [f for f in executed if isinstance(f, Fill)]
+    assert {f.side.value for f in fills} == {"buy", "sell"}
+    # The trading step's portfolio is execution's, fill for fill.
+    mine = trading.snapshot().manager.portfolio
+    theirs = execution.snapshot().manager.portfolio
+    assert (mine.cash, mine.fees, mine.realized_pnl) == (theirs.cash, theirs.fees, theirs.realized_pnl)
+    assert {k: h.amount for k, h in mine.holdings().items()} == {k: h.amount for k, h in theirs.holdings().items()}
+    # Orders still open at the end are those execution still has open.
+    still = {o.client_order_id for o in trading.snapshot().manager.open_orders()}
+    assert still == {o.client_order_id for o in execution.snapshot().manager.open_orders()}
+
+
+def test_a_fill_delivered_twice_is_booked_once(candles):
+    _, executed, trading, _ = lockstep(candles[:200])
+    fills = [f for f in executed if isinstance(f, Fill)]
+    assert fills
+    before = trading.snapshot().manager.portfolio.cash
+    trading.on_batch([("acct", fills[0])])
+    assert trading.snapshot().manager.portfolio.cash == before
+
+
+def test_a_paused_strategy_has_its_entries_denied_and_its_exits_judged_until_resumed(candles):
+    baseline, _, _, _ = lockstep(candles)
+    entries = [
+        o
+        for o in baseline
+        if isinstance(o, RiskDecision) and o.kind is DecisionKind.APPROVED and o.event.intent.side.value == "buy"
+    ]
+    first_entry = entries[0].event.intent.ts_event
+    first_index = next(i for i, c in enumerate(candles) if c.ts_event >= first_entry)
+    exit_after = next(
+        o
+        for o in baseline
+        if isinstance(o, RiskDecision) and o.kind is DecisionKind.APPROVED and o.event.intent.side.value == "sell"
+    )
+    exit_index = next(i for i, c in enumerate(candles) if c.ts_event >= exit_after.event.intent.ts_event)
+    # Pause right after the first entry (its exit must still be judged), resume 200 bars later.
+    when = candles[first_index + 1].ts_event
+    pause = PauseStrategy("acct", "ema_cross_rsi", "alice", "test: news", when)
+    resume = ResumeStrategy("acct", "ema_cross_rsi", "alice", "test: news over", candles[first_index + 200].ts_event)
+    assert first_index + 1 < exit_index < first_index + 200
+    decided, _, _, _ = lockstep(candles, {first_index + 1: [pause], first_index + 200: [resume]})
+    judged = [
+        o for o in decided if isinstance(o, RiskDecision) and o.kind in (DecisionKind.APPROVED, DecisionKind.DENIED)
+    ]
+    paused_window = [d for d in judged if when <= d.ts < resume.ts]
+    paused_entries = [d for d in paused_window if d.event.intent.side.value == "buy"]
+    assert paused_entries and all(d.kind is DecisionKind.DENIED for d in paused_entries)
+    assert all(d.reasons[0].code == "strategy_paused" and "alice" in d.reasons[0].message for d in paused_entries)
+    exits = [d for d in paused_window if d.event.intent.side.value == "sell" and d.kind is DecisionKind.APPROVED]
+    assert exits, "the paused strategy's exit was still judged and approved"
+    after = [d for d in judged if d.ts >= resume.ts and d.event.intent.side.value == "buy"]
+    assert any(d.kind is DecisionKind.APPROVED for d in after)
