@@ -1,24 +1,36 @@
 """The one place where ccxt exceptions become Bot4 actions for order traffic (retry, reject, halt).
 
 Translation table of :func:`translate_ccxt_error`, most specific first (ccxt exception, venue
-answer -> Bot4 error -> action):
+answer -> Bot4 error -> action). Venue answers: Binance ``{"code":..,"msg":..}``; Kraken
+``{"error":["EOrder:Insufficient funds"]}`` (HTTP 200; code ``EOrder``, message after the first
+colon); Coinbase ``{"success":false,"error_response":{"error":..,"message":..}}`` on a create,
+``{"error":..,"message":..}`` or ``{"errors":[{"id":..,"message":..}]}`` otherwise.
 
-1. ``InsufficientFunds`` (Binance -2010 "Account has insufficient balance...") -> :class:`OrderRejected`
-   ``insufficient_balance``: reject.
-2. ``OrderNotFound`` (Binance -2011 "Unknown order sent.", -2013 "Order does not exist.") ->
+1. ``InsufficientFunds`` (Binance -2010 "Account has insufficient balance...", Kraken
+   "EOrder:Insufficient funds") -> :class:`OrderRejected` ``insufficient_balance``: reject.
+2. ``OrderNotFound`` (Binance -2011 "Unknown order sent.", -2013 "Order does not exist."), Kraken
+   "EOrder:Unknown order" (ccxt raises InvalidOrder), Coinbase "order with this orderID was not
+   found" (ccxt 4.5.90's Python table spells it "self orderID" and raises a plain ExchangeError) ->
    :class:`OrderNotAtVenue`: a fetch answers None, a cancel is refused.
+2b. a Coinbase create answered ``success: false`` with an ``error_response`` (ccxt raises a plain
+   ``ExchangeError`` from its generic handler before its own table): :class:`OrderRejected`,
+   ``insufficient_balance`` for INSUFFICIENT_FUND, else ``invalid_order``; the venue's code and
+   message are kept.
 3. ``DuplicateOrderId`` or "Duplicate order sent." (Binance -2010) -> :class:`OrderRejected`
    ``duplicate_client_order_id``: the order manager adopts the venue's order, never resends.
 4. ``BadSymbol`` / ``NotSupported`` / ``ArgumentsRequired`` -> ``ConfigError``: fix the settings.
-5. ``InvalidOrder``, or ``BadRequest`` on a submit (Binance -1013 "Filter failure: X", other -2010)
-   -> :class:`OrderRejected`: ``below_min_notional`` (MIN_NOTIONAL / NOTIONAL),
-   ``bad_amount_precision`` (LOT_SIZE / MARKET_LOT_SIZE), ``bad_price_precision`` (PRICE_FILTER),
-   ``filter_<name>`` (another filter), ``invalid_order``: reject.
+5. ``InvalidOrder``, or ``BadRequest`` on a submit (Binance -1013 "Filter failure: X", other -2010;
+   Kraken "EOrder:Order minimum not met", "EGeneral:Invalid arguments") -> :class:`OrderRejected`:
+   ``below_min_notional`` (MIN_NOTIONAL / NOTIONAL), ``bad_amount_precision`` (LOT_SIZE /
+   MARKET_LOT_SIZE), ``bad_price_precision`` (PRICE_FILTER), ``filter_<name>`` (another filter),
+   ``below_min_amount`` (Kraken's order minimum), ``invalid_order``: reject.
 6. ``InvalidNonce`` (Binance -1021, clock skew) -> :class:`RetryVenueCall` ``clock_skew``.
-7. ``RateLimitExceeded`` / ``DDoSProtection`` (HTTP 429 / 418, Binance -1003, -1015) ->
+7. ``RateLimitExceeded`` / ``DDoSProtection`` (HTTP 429 / 418, Binance -1003, -1015, Kraken
+   "EAPI:Rate limit exceeded", "EOrder:Rate limit exceeded", "EGeneral:Too many requests") ->
    :class:`RetryVenueCall` ``rate_limited``: wait Retry-After.
 8. ``RequestTimeout`` / ``TimeoutError`` (Binance -1007) -> ``timeout``.
-9. ``OnMaintenance`` / ``ExchangeNotAvailable`` (5xx) -> ``unavailable``.
+9. ``OnMaintenance`` / ``ExchangeNotAvailable`` (5xx; Kraken "EService:Unavailable", "EService:Busy",
+   "EGeneral:Internal error", HTTP 520) -> ``unavailable``.
 10. ``NetworkError`` / ``OSError`` (reset connection) -> ``network``.
 11. ``BadResponse`` (``NullResponse``) -> ``bad_response``.
 12. ``OperationFailed`` (Binance -1001, -1006, -1008) -> ``operation_failed``.
@@ -30,7 +42,8 @@ answer -> Bot4 error -> action):
 Whether a :class:`RetryVenueCall` may be retried is the caller's decision: reads and cancels are
 idempotent and are retried with backoff; a submit is retried only when the venue said it did not
 process it (``rate_limited``: Binance answers 429/418 before the matching engine sees the order),
-otherwise its outcome is unknown and it is looked up by client order id, never resent.
+otherwise its outcome is unknown and it is looked up by client order id, never resent. Only
+Binance documents that; for Kraken and Coinbase a ``rate_limited`` submit is looked up too.
 
 >>> import ccxt
 >>> err = translate_ccxt_error(ccxt.InvalidOrder('binance {"code":-1013,"msg":"Filter failure: MIN_NOTIONAL"}'),
@@ -108,6 +121,11 @@ def venue_answer(exc: BaseException, body: str | None = None) -> tuple[str, str]
     >>> venue_answer(ccxt.InsufficientFunds("binance Account has insufficient balance"),
     ...              '{"code":-2010,"msg":"Account has insufficient balance"}')
     ('-2010', 'Account has insufficient balance')
+    >>> venue_answer(ccxt.InsufficientFunds('kraken {"error":["EOrder:Insufficient funds"]}'))
+    ('EOrder', 'Insufficient funds')
+    >>> venue_answer(ccxt.ExchangeError("coinbase"), '{"success":false,"error_response":'
+    ...              '{"error":"INSUFFICIENT_FUND","message":"Insufficient balance in source account"}}')
+    ('INSUFFICIENT_FUND', 'Insufficient balance in source account')
     >>> venue_answer(ccxt.NetworkError("reset"))
     ('', '')
     """
@@ -128,9 +146,32 @@ def _json_answer(text: str) -> tuple[str, str]:
         return "", ""
     if not isinstance(body, dict):
         return "", ""
-    code = body.get("code")
-    message = body.get("msg", body.get("message", ""))
-    return ("" if code is None else str(code)), str(message)
+    errors = body.get("error")
+    if isinstance(errors, list):  # Kraken: {"error": ["EOrder:Insufficient funds"], ...}
+        if not errors:
+            return "", ""
+        code, _, message = str(errors[0]).partition(":")
+        return code, message
+    nested = body.get("error_response")
+    if isinstance(nested, dict):  # Coinbase create: {"success": false, "error_response": {...}}
+        body = nested
+    listed = body.get("errors")
+    if isinstance(listed, list) and listed and isinstance(listed[0], dict):  # Coinbase v2
+        return str(listed[0].get("id") or ""), str(listed[0].get("message") or "")
+    raw_code = body.get("code", body.get("error"))
+    return ("" if raw_code is None else str(raw_code)), str(body.get("msg", body.get("message", "")))
+
+
+def _refused_create(text: str | None) -> bool:
+    """A Coinbase create answer that refuses the order: ``success`` false with an ``error_response``."""
+    if not text:
+        return False
+    start = text.find("{")
+    try:
+        body = json.loads(text[start:]) if start >= 0 else None
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("success") is False and isinstance(body.get("error_response"), dict)
 
 
 _FILTER_REASONS = {
@@ -142,9 +183,20 @@ _FILTER_REASONS = {
 }
 
 
-def _reject_reason(message: str) -> str:
+#: Venue reject codes and messages (Kraken, Coinbase) with a reason of their own.
+_VENUE_REJECTS = {
+    "Order minimum not met": "below_min_amount",  # Kraken EOrder
+    "INSUFFICIENT_FUND": "insufficient_balance",  # Coinbase
+    "PREVIEW_INSUFFICIENT_FUND": "insufficient_balance",  # Coinbase
+}
+
+
+def _reject_reason(message: str, code: str = "") -> str:
     if message == "Duplicate order sent.":
         return DUPLICATE_CLIENT_ORDER_ID
+    for key in (message, code):
+        if key in _VENUE_REJECTS:
+            return _VENUE_REJECTS[key]
     _, sep, name = message.partition("Filter failure: ")
     if sep:
         name = name.strip()
@@ -176,15 +228,21 @@ def translate_ccxt_error(
 
     if isinstance(exc, ccxt.InsufficientFunds):
         return reject("insufficient_balance")
-    if isinstance(exc, ccxt.OrderNotFound):
+    if (
+        isinstance(exc, ccxt.OrderNotFound)
+        or (code, message) == ("EOrder", "Unknown order")
+        or "orderID was not found" in message
+    ):
         return OrderNotAtVenue(f"{where}: {exc}")
+    if operation == SUBMIT and _refused_create(body or str(exc)):
+        return reject(_reject_reason(message, code))
     if isinstance(exc, ccxt.DuplicateOrderId) or message == "Duplicate order sent.":
         return reject(DUPLICATE_CLIENT_ORDER_ID)
     # BadSymbol is a BadRequest: checked before the order rejects.
     if isinstance(exc, ccxt.BadSymbol | ccxt.NotSupported | ccxt.ArgumentsRequired):
         return ConfigError(f"{where}: {type(exc).__name__}: {exc}")
     if isinstance(exc, ccxt.InvalidOrder) or (operation == SUBMIT and isinstance(exc, ccxt.BadRequest)):
-        return reject(_reject_reason(message))
+        return reject(_reject_reason(message, code))
     if isinstance(exc, ccxt.InvalidNonce):
         return retry("clock_skew")
     if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):

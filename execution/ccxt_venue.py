@@ -1,10 +1,16 @@
 """Spot orders on a real exchange through the async ccxt client, behind the :class:`~execution.venue.Venue`
 interface (the same one :class:`~execution.paper.PaperVenue` implements).
 
+Exchanges: Binance, Kraken and Coinbase (Advanced Trade; ccxt ids ``binance``, ``kraken``,
+``coinbase``). What differs between them is declared as data in :data:`EXCHANGE_PROFILES` (sandbox,
+how the client order id is sent and looked up, how an order's trades are read, whether a 429 may be
+answered by sending the same order again); the code paths are the same. See docs/venues.md.
+
 Two venues, never a dry-run flag:
 
 - :class:`CcxtVenue` trades on the exchange's sandbox (``set_sandbox_mode(True)``; Binance: the
-  spot testnet) and refuses an exchange that has none;
+  spot testnet) and refuses an exchange that has none (ccxt 4.5.90 has no ``urls['test']`` for
+  Kraken spot or Coinbase Advanced Trade);
 - :class:`LiveCcxtVenue` trades real money and is built only when ``live_trading_enabled`` is true,
   ``testnet`` is false and both keys are set; otherwise :class:`LiveTradingRefused` names the settings.
 
@@ -17,8 +23,12 @@ Orders:
   and a sell's up to the tick (never a worse price than approved); an amount that rounds to zero is
   refused here (``amount_below_step``); every other rule (min notional, lot limits) is left to the
   venue, whose refusal comes back as a REJECT report with its own words;
-- sent with the order's client order id (Binance ``newClientOrderId`` through ccxt's
-  ``clientOrderId``), found again by it (``origClientOrderId``);
+- sent with the order's client order id the way the exchange takes it (Binance ``newClientOrderId``
+  through ccxt's ``clientOrderId``; Kraken ``cl_ord_id`` through ``clientOrderId``, our 27-character
+  ids as a UUID since Kraken's free text stops at 18; Coinbase ``client_order_id`` passed raw, as
+  ccxt drops ``clientOrderId`` and would send its own), and found again by it (Binance
+  ``origClientOrderId``; Kraken open then closed orders filtered by ``cl_ord_id``; Coinbase cannot
+  look an order up by client id, so its recent orders of the symbol are listed and matched);
 - one token of the per-exchange order budget (:func:`shared_order_budget`, shared by every venue of
   the process, on the injected clock) per submit and cancel, on top of ccxt's own limiter
   (``enableRateLimit``); an order that cannot get a token within ``budget_wait_max_s`` is refused
@@ -29,21 +39,27 @@ Submit outcome (never a blind resend):
 - accepted: the ACCEPT report; fills and expiry/cancel in the answer are queued for :meth:`poll`;
 - refused by the venue: the REJECT report, reason ``<code>: <venue code> <venue message>``, or
   ``duplicate_client_order_id`` (the order manager then adopts the venue's order);
-- 429/418 (Binance: the request was refused before the matching engine, so the order does not
+- 429/418 on Binance (the request was refused before the matching engine, so the order does not
   exist): wait the Retry-After (or the backoff) and send the SAME order again (same client id: if
   the venue had it after all, it answers "duplicate") up to ``submit_rate_limit_attempts``; then a
-  REJECT ``rate_limited``;
+  REJECT ``rate_limited``. Kraken and Coinbase document no such guarantee (and Kraken refuses a
+  duplicate ``cl_ord_id`` only while the first order is open), so there a 429 is resolved like a
+  5xx: looked up, never resent;
 - anything else (timeout, reset connection, 5xx, unreadable answer): the outcome is unknown; the
   order is looked up by client order id. Found: reported as the venue has it. Not found after an
-  HTTP error answer (5xx: the venue answered and does not have it): REJECT ``not_accepted``. Not
-  found after no answer at all (timeout, reset: the request may still be in flight), or lookup
-  impossible: :class:`~execution.venue.SubmitOutcomeUnknown` for the manager's reconciliation.
+  HTTP error answer (5xx, or 429 where not resent: the venue answered and does not have it):
+  REJECT ``not_accepted``. Not found after no answer at all (timeout, reset: the request may still
+  be in flight), or lookup impossible: :class:`~execution.venue.SubmitOutcomeUnknown` for the
+  manager's reconciliation.
 
 Reads (fetch order, open orders, balances) and cancels are idempotent and retried with backoff
 (Retry-After honoured) up to ``read_max_attempts``. ccxt errors are translated in one place,
 :func:`execution.ccxt_errors.translate_ccxt_error`.
 
 Fill ids are ``<venue symbol>-<venue trade id>`` (Binance trade ids are per symbol).
+
+Markets are public: they are loaded before the keys are set, so ``load_markets`` never calls a
+private endpoint (Coinbase would otherwise also ask for the account's fee tier).
 """
 
 from __future__ import annotations
@@ -51,6 +67,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -66,7 +83,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from core.clock import Clock, from_epoch_ms
 from core.config import StrictConfig
-from core.errors import Bot4Error, ConfigError
+from core.errors import Bot4Error, ConfigError, HaltAndAlert
 from core.events import Side
 from core.fills import Fill, Liquidity, OrderEventKind, OrderStatus
 from core.money import float_to_decimal, quantize_down
@@ -96,17 +113,135 @@ Sleep = Callable[[float], Awaitable[None]]
 _ZERO = Decimal(0)
 _Kind = OrderEventKind
 
-#: ccxt options per exchange that keep ``load_markets`` to spot and the order calls to spot.
-_EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
-    "binance": {
-        "defaultType": "spot",
-        "fetchMarkets": {"types": ["spot"]},
-        "fetchCurrencies": False,
-        "fetchMargins": False,
-        # Open orders of every symbol cost 80 weight instead of 6: reconciliation asks once at start.
-        "warnOnFetchOpenOrdersWithoutSymbol": False,
-    },
+LookupMode = Literal["fetch_order_by_client_id", "open_and_closed_by_client_id", "scan_recent_orders"]
+TradesMode = Literal["fetch_order_trades", "fetch_order_trades_by_ids", "my_trades_by_order_ids"]
+ClientIdFormat = Literal["as_is", "kraken_cl_ord_id"]
+
+
+@dataclass(frozen=True)
+class ExchangeProfile:
+    """How one exchange is traded through ccxt, as data (each field checked against ccxt 4.5.90's source).
+
+    - ``options``: ccxt options that keep ``load_markets`` and the order calls to spot;
+    - ``sandbox``: ccxt has a ``urls['test']`` for it (Binance: the spot testnet);
+    - ``client_id_param`` / ``client_id_format``: the ``create_order`` parameter that carries our
+      client order id, and how our id is written in it;
+    - ``lookup``: how an order is found by client order id after an unknown submit result;
+    - ``order_trades``: how the trades of one order are read when the order answer lacks them;
+    - ``cancel_by_client_id``: cancel with the client id (else with the venue's order id);
+    - ``resend_after_rate_limit``: a 429/418 on submit means the order was not processed (Binance
+      documents it), so the same order may be sent again;
+    - ``market_buy_in_quote``: ccxt sizes a market buy in the quote currency (it needs a price);
+    - ``client_id_max_length``: the longest of our client ids the venue takes.
+    """
+
+    options: Mapping[str, Any]
+    sandbox: bool
+    client_id_param: str
+    client_id_format: ClientIdFormat
+    lookup: LookupMode
+    order_trades: TradesMode
+    cancel_by_client_id: bool
+    resend_after_rate_limit: bool
+    market_buy_in_quote: bool
+    client_id_max_length: int
+
+    def venue_client_id(self, cid: str) -> str | None:
+        """Our client id as the venue takes it; None when the venue cannot take it."""
+        if self.client_id_format == "kraken_cl_ord_id":
+            return kraken_cl_ord_id(cid)
+        return cid
+
+    def our_client_id(self, venue_cid: str) -> str:
+        """The venue's client id field read back as ours."""
+        if self.client_id_format == "kraken_cl_ord_id":
+            return client_id_from_kraken(venue_cid)
+        return venue_cid
+
+
+EXCHANGE_PROFILES: dict[str, ExchangeProfile] = {
+    "binance": ExchangeProfile(
+        options={
+            "defaultType": "spot",
+            "fetchMarkets": {"types": ["spot"]},
+            "fetchCurrencies": False,
+            "fetchMargins": False,
+            # Open orders of every symbol cost 80 weight instead of 6: reconciliation asks once at start.
+            "warnOnFetchOpenOrdersWithoutSymbol": False,
+        },
+        sandbox=True,
+        client_id_param="clientOrderId",  # ccxt sends it as newClientOrderId
+        client_id_format="as_is",
+        lookup="fetch_order_by_client_id",  # GET /api/v3/order?origClientOrderId=
+        order_trades="fetch_order_trades",  # myTrades?orderId=
+        cancel_by_client_id=True,
+        resend_after_rate_limit=True,
+        market_buy_in_quote=False,
+        client_id_max_length=36,
+    ),
+    "kraken": ExchangeProfile(
+        options={},
+        sandbox=False,
+        client_id_param="clientOrderId",  # ccxt's order_request sends it as cl_ord_id
+        client_id_format="kraken_cl_ord_id",
+        # QueryOrders needs the txid; OpenOrders and ClosedOrders filter by cl_ord_id.
+        lookup="open_and_closed_by_client_id",
+        order_trades="fetch_order_trades_by_ids",  # QueryTrades with the order's trade ids
+        cancel_by_client_id=False,
+        resend_after_rate_limit=False,
+        market_buy_in_quote=False,
+        client_id_max_length=27,  # 18 characters of free text, or one of our b4- ids as a UUID
+    ),
+    "coinbase": ExchangeProfile(
+        options={},
+        sandbox=False,
+        # ccxt's create_order omits clientOrderId and sets client_order_id to "ccxt-<uuid>"; the raw
+        # parameter overrides it (params are merged last).
+        client_id_param="client_order_id",
+        client_id_format="as_is",
+        # List Orders has no client id filter and Get Order needs the order id: scan recent orders.
+        lookup="scan_recent_orders",
+        order_trades="my_trades_by_order_ids",  # List Fills with order_ids
+        cancel_by_client_id=False,
+        resend_after_rate_limit=False,
+        market_buy_in_quote=True,
+        client_id_max_length=36,
+    ),
 }
+
+_KRAKEN_FREE_TEXT_MAX = 18
+_OUR_ID = re.compile(r"b4-([0-9a-f]{24})")
+_KRAKEN_UUID = re.compile(r"b4([0-9a-f]{6})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{6})000000")
+
+
+def kraken_cl_ord_id(cid: str) -> str | None:
+    """Our client id as Kraken's ``cl_ord_id``: free text up to 18 characters as is, one of our
+    deterministic ids (``b4-`` and 24 hex digits, 27 characters) as a UUID that reads back to it;
+    None for anything else.
+
+    >>> kraken_cl_ord_id("b4-0123456789abcdef01234567")
+    'b4012345-6789-abcd-ef01-234567000000'
+    >>> client_id_from_kraken(kraken_cl_ord_id("b4-0123456789abcdef01234567"))
+    'b4-0123456789abcdef01234567'
+    >>> kraken_cl_ord_id("short-id"), kraken_cl_ord_id("x" * 19)
+    ('short-id', None)
+    """
+    if len(cid) <= _KRAKEN_FREE_TEXT_MAX:
+        return cid
+    match = _OUR_ID.fullmatch(cid)
+    if match is None:
+        return None
+    digits = "b4" + match.group(1) + "000000"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+def client_id_from_kraken(venue_cid: str) -> str:
+    """A Kraken ``cl_ord_id`` read back as our client id (the inverse of :func:`kraken_cl_ord_id`)."""
+    match = _KRAKEN_UUID.fullmatch(venue_cid)
+    if match is None:
+        return venue_cid
+    return "b4-" + "".join(match.groups())
+
 
 #: ccxt's unified order status -> ours (``open`` splits on whether anything filled).
 _CLOSED_STATUS = {
@@ -136,7 +271,7 @@ class CcxtVenueConfig(StrictConfig):
     ccxt at a mirror, keeping the paths (tests, a local proxy).
     """
 
-    exchange: Literal["binance"]
+    exchange: Literal["binance", "kraken", "coinbase"]
     account: str = Field(min_length=1)
     symbols: tuple[str, ...] = Field(min_length=1)
     api_key: SecretStr = SecretStr("")
@@ -144,6 +279,10 @@ class CcxtVenueConfig(StrictConfig):
     testnet: bool = True
     live_trading_enabled: bool = False
     request_timeout_ms: int = Field(default=10_000, ge=100)
+    #: ccxt's own spacing between requests per unit of endpoint cost (ccxt 4.5.90: Binance 50 ms,
+    #: Kraken 1000 ms with 3 units per order query, Coinbase 34 ms); None keeps ccxt's. Lower it
+    #: only for a local mirror or a test server, never against the exchange.
+    ccxt_rate_limit_ms: float | None = Field(default=None, gt=0)
     call_deadline_s: float = Field(default=120.0, gt=0)
     read_max_attempts: int = Field(default=4, ge=1)
     submit_rate_limit_attempts: int = Field(default=3, ge=1)
@@ -151,6 +290,10 @@ class CcxtVenueConfig(StrictConfig):
     backoff_max_s: float = Field(default=10.0, gt=0)
     backoff_multiplier: float = Field(default=2.0, ge=1)
     backoff_jitter: float = Field(default=0.2, ge=0, le=1)
+    #: Coinbase has no lookup by client order id: the recent orders of the symbol are listed, at
+    #: most this many pages of ``lookup_page_size`` (an order older than that is not found).
+    lookup_max_pages: int = Field(default=5, ge=1)
+    lookup_page_size: int = Field(default=100, ge=1, le=1000)
     #: Our own order budget per exchange (Binance spot allows 100 orders per 10 s per account).
     orders_per_s: float = Field(default=5.0, gt=0)
     order_burst: int = Field(default=10, ge=1)
@@ -325,6 +468,7 @@ class CcxtVenue:
         self._check_settings(config)
         self.config = config
         self.exchange_id: str = config.exchange
+        self._profile = EXCHANGE_PROFILES[config.exchange]
         self._clock = clock
         self._sleep = sleep
         # Jitter needs unpredictability, not reproducibility; tests inject their own rng.
@@ -337,6 +481,9 @@ class CcxtVenue:
         try:
             self._client: Any = self._run(self._build_client())
             self._caps = self._capabilities(self._run(self._read("load_markets", self._client.load_markets)))
+            # Keys only now: markets are public (module docstring).
+            self._client.apiKey = config.api_key.get_secret_value()
+            self._client.secret = config.api_secret.get_secret_value()
         except BaseException:
             self.close()
             raise
@@ -349,6 +496,14 @@ class CcxtVenue:
             raise ConfigError(
                 f"CcxtVenue trades on the {config.exchange} sandbox but testnet is false; "
                 "use LiveCcxtVenue for real money (it needs live_trading_enabled) or set BOT4_EXCHANGE__TESTNET=true"
+            )
+        if not EXCHANGE_PROFILES[config.exchange].sandbox:
+            with_sandbox = sorted(name for name, p in EXCHANGE_PROFILES.items() if p.sandbox)
+            raise ConfigError(
+                f"{config.exchange} has no sandbox or testnet for spot orders (ccxt has no urls['test'] for it), so "
+                f"BOT4_EXCHANGE__TESTNET=true cannot be honoured; use the paper venue, or LiveCcxtVenue with "
+                f"BOT4_EXCHANGE__TESTNET=false and BOT4_EXCHANGE__LIVE_TRADING_ENABLED=true for real money "
+                f"(exchanges with a sandbox: {with_sandbox})"
             )
         cls._require_keys(config, ConfigError)
 
@@ -397,16 +552,15 @@ class CcxtVenue:
         c = self.config
         client = _client_class(c.exchange)(
             {
-                "apiKey": c.api_key.get_secret_value(),
-                "secret": c.api_secret.get_secret_value(),
                 "enableRateLimit": True,
                 "timeout": c.request_timeout_ms,
-                "options": dict(_EXCHANGE_OPTIONS[c.exchange]),
+                "options": dict(self._profile.options),
                 "has": {"fetchCurrencies": False},
+                **({} if c.ccxt_rate_limit_ms is None else {"rateLimit": c.ccxt_rate_limit_ms}),
             }
         )
         if self.SANDBOX:
-            if "test" not in client.urls:
+            if not client.urls.get("test"):
                 await client.close()
                 raise ConfigError(f"{c.exchange} has no sandbox in ccxt; use the paper venue or LiveCcxtVenue")
             client.set_sandbox_mode(True)
@@ -425,7 +579,14 @@ class CcxtVenue:
             rules[symbol] = _rules(market, decimal_places)
         first = markets[self.config.symbols[0]]
         fees = FeeSchedule(_number(first.get("maker"), "maker fee"), _number(first.get("taker"), "taker fee"))
-        return VenueCapabilities(self.exchange_id, fees, rules, sandbox=self.SANDBOX)
+        return VenueCapabilities(
+            self.exchange_id,
+            fees,
+            rules,
+            client_id_max_length=self._profile.client_id_max_length,
+            fetch_order_by_client_id=self._profile.lookup != "scan_recent_orders",
+            sandbox=self.SANDBOX,
+        )
 
     # -- calling ccxt ------------------------------------------------------------------------
 
@@ -544,6 +705,11 @@ class CcxtVenue:
             return VenueReport(cid, _Kind.REJECT, now, reason="reduce_only_unsupported")
         if len(cid) > self._caps.client_id_max_length:
             return VenueReport(cid, _Kind.REJECT, now, reason="client_order_id_too_long")
+        if self._profile.venue_client_id(cid) is None:
+            return VenueReport(cid, _Kind.REJECT, now, reason="client_order_id_unsupported")
+        if self._profile.market_buy_in_quote and intent.order_type is OrderType.MARKET and intent.side is Side.BUY:
+            # ccxt would need a price to turn the amount into a quote size; the approved order has none.
+            return VenueReport(cid, _Kind.REJECT, now, reason="market_buy_unsupported: send a limit order")
         amount, price = _round(order, rules)
         if amount <= 0:
             return VenueReport(cid, _Kind.REJECT, now, reason="amount_below_step")
@@ -556,9 +722,9 @@ class CcxtVenue:
             except OrderRejected as rej:
                 return VenueReport(cid, _Kind.REJECT, self._clock.now(), reason=rej.report_reason)
             except RetryVenueCall as err:
-                if err.reason != "rate_limited":
+                if err.reason != "rate_limited" or not self._profile.resend_after_rate_limit:
                     return await self._resolve_unknown(order, err)
-                # 429/418: refused before the matching engine; the order does not exist there.
+                # Binance 429/418: refused before the matching engine; the order does not exist there.
                 if attempt >= self.config.submit_rate_limit_attempts:
                     return VenueReport(cid, _Kind.REJECT, self._clock.now(), reason=f"rate_limited: {err}")
                 delay = backoff.next_delay(err.retry_after_s)
@@ -576,17 +742,32 @@ class CcxtVenue:
             intent.side.value,
             str(amount),
             None if price is None else str(price),
-            {"clientOrderId": order.client_order_id},
+            {self._profile.client_id_param: self._profile.venue_client_id(order.client_order_id)},
         )
 
     async def _accepted(self, order: ApprovedOrder, raw: Mapping[str, Any]) -> VenueReport:
         intent = order.intent
+        cid = order.client_order_id
+        echoed = raw.get("clientOrderId")
+        if echoed is not None and self._profile.our_client_id(str(echoed)) != cid:
+            # The venue holds the order under another client id: lookups by ours would never find it.
+            raise HaltAndAlert(
+                f"{self.exchange_id} accepted order {raw.get('id')} for {cid} under client id {echoed!r}",
+                operator_action=(
+                    f"Cancel or adopt {self.exchange_id} order {raw.get('id')} by hand, then check how "
+                    "execution.ccxt_venue passes the client order id to this ccxt version."
+                ),
+            )
         tracked = _Tracked(intent.symbol, intent.side, intent.order_type, order.amount, order.price, str(raw["id"]))
-        self._orders[order.client_order_id] = tracked
-        return await self._report_state(order.client_order_id, tracked, raw)
+        self._orders[cid] = tracked
+        return await self._report_state(cid, tracked, raw)
 
     async def _report_state(self, cid: str, tracked: _Tracked, raw: Mapping[str, Any]) -> VenueReport:
-        """The ACCEPT (or REJECT) report for ``raw``; its fills and end are queued for :meth:`poll`."""
+        """The ACCEPT (or REJECT) report for ``raw``; its fills and end are queued for :meth:`poll`.
+
+        An acknowledgement without a status (Kraken's AddOrder and Coinbase's create answer carry
+        none) means the order is working.
+        """
         ts = _ts(raw, self._clock.now())
         status = _status(raw)
         if status is OrderStatus.REJECTED:
@@ -608,7 +789,7 @@ class CcxtVenue:
         if raw is not None:
             log.warning("%s submit %s: %s, but the venue has the order", self.exchange_id, cid, err.reason)
             return await self._accepted(order, raw)
-        if err.http_status is not None and err.http_status >= 500:
+        if err.http_status is not None and (err.http_status >= 500 or err.http_status in (418, 429)):
             return VenueReport(
                 cid,
                 _Kind.REJECT,
@@ -623,13 +804,59 @@ class CcxtVenue:
     # -- lookups -------------------------------------------------------------------------------
 
     async def _lookup(self, symbol: str, cid: str) -> Any:
-        """The raw ccxt order with client id ``cid`` in ``symbol``, or None when the venue has none."""
+        """The raw ccxt order with client id ``cid`` in ``symbol``, or None when the venue has none
+        (how depends on the exchange: :attr:`ExchangeProfile.lookup`)."""
+        lookup = self._profile.lookup
+        if lookup == "open_and_closed_by_client_id":
+            return await self._lookup_open_and_closed(symbol, cid)
+        if lookup == "scan_recent_orders":
+            return await self._scan_recent_orders(symbol, cid)
         try:
             return await self._read(
                 "fetch_order", lambda: self._client.fetch_order(None, symbol, {"clientOrderId": cid})
             )
         except OrderNotAtVenue:
             return None
+
+    def _matching(self, raws: Sequence[Mapping[str, Any]], cid: str) -> Any:
+        for raw in raws:
+            venue_cid = raw.get("clientOrderId")
+            if venue_cid is not None and self._profile.our_client_id(str(venue_cid)) == cid:
+                return raw
+        return None
+
+    async def _lookup_open_and_closed(self, symbol: str, cid: str) -> Any:
+        """Kraken: OpenOrders, then ClosedOrders, each filtered by ``cl_ord_id`` at the venue."""
+        params = {"clientOrderId": self._profile.venue_client_id(cid)}
+        opened = await self._read(
+            "fetch_open_orders", lambda: self._client.fetch_open_orders(symbol, None, None, dict(params))
+        )
+        found = self._matching(opened, cid)
+        if found is not None:
+            return found
+        closed = await self._read(
+            "fetch_closed_orders", lambda: self._client.fetch_closed_orders(symbol, None, None, dict(params))
+        )
+        return self._matching(closed, cid)
+
+    async def _scan_recent_orders(self, symbol: str, cid: str) -> Any:
+        """Coinbase: its recent orders of ``symbol`` (every status, newest first), page by page, matched
+        on ``client_order_id``; more pages than ``lookup_max_pages`` leave the outcome unknown."""
+        market = self._client.market(symbol)
+        request: dict[str, Any] = {"product_id": market["id"], "limit": self.config.lookup_page_size}
+        for _ in range(self.config.lookup_max_pages):
+            page = await self._read(
+                "fetch_orders", lambda: self._client.v3PrivateGetBrokerageOrdersHistoricalBatch(dict(request))
+            )
+            found = self._matching(self._client.parse_orders(page.get("orders") or [], market), cid)
+            if found is not None or not page.get("has_next"):
+                return found
+            request["cursor"] = page.get("cursor")
+        raise RetryVenueCall(
+            f"{self.exchange_id} has no order {cid} in the {self.config.lookup_max_pages} newest pages of "
+            f"{symbol} orders; older pages not read",
+            reason="lookup_incomplete",
+        )
 
     async def _fetch_order(self, cid: str) -> VenueOrder | None:
         tracked = self._orders.get(cid)
@@ -646,7 +873,7 @@ class CcxtVenue:
 
     async def _venue_order(self, raw: Mapping[str, Any]) -> VenueOrder:
         """A :class:`VenueOrder` with every fill; the order is tracked from now on."""
-        cid = str(raw.get("clientOrderId") or "")
+        cid = self._profile.our_client_id(str(raw.get("clientOrderId") or ""))
         tracked = self._orders.get(cid)
         if tracked is None:
             tracked = _Tracked(
@@ -677,13 +904,33 @@ class CcxtVenue:
         """Every fill of the order: from the answer's trades, else asked for (``fetch_order_trades``)."""
         filled = _number(raw.get("filled") or 0, "filled")
         trades = list(raw.get("trades") or ())
-        if filled > 0 and sum((_number(t["amount"], "amount") for t in trades), _ZERO) < filled:
-            trades = await self._read(
-                "fetch_order_trades",
-                lambda: self._client.fetch_order_trades(tracked.venue_order_id, tracked.symbol),
-            )
+        # Kraken lists only the trade ids in an order (amount None): those are read like missing ones.
+        complete = all(t.get("amount") is not None and t.get("price") is not None for t in trades)
+        if filled > 0 and (not complete or sum((_number(t["amount"], "amount") for t in trades), _ZERO) < filled):
+            trades = await self._order_trades(tracked, trades)
         default_ts = _ts(raw, self._clock.now())
         return [self._fill(cid, tracked, trade, default_ts) for trade in trades]
+
+    async def _order_trades(self, tracked: _Tracked, listed: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The trades of one order, the exchange's way (:attr:`ExchangeProfile.order_trades`)."""
+        order_id, symbol = tracked.venue_order_id, tracked.symbol
+        mode = self._profile.order_trades
+        if mode == "fetch_order_trades_by_ids":
+            ids = [str(t["id"]) for t in listed if t.get("id") is not None]
+            if not ids:
+                raise Bot4Error(f"{self.exchange_id} order {order_id} has fills but lists no trade ids")
+            return list(
+                await self._read(
+                    "fetch_order_trades",
+                    lambda: self._client.fetch_order_trades(order_id, symbol, None, None, {"trades": ids}),
+                )
+            )
+        if mode == "my_trades_by_order_ids":
+            trades = await self._read(
+                "fetch_my_trades", lambda: self._client.fetch_my_trades(symbol, None, None, {"order_ids": [order_id]})
+            )
+            return [t for t in trades if str(t.get("order")) == order_id]
+        return list(await self._read("fetch_order_trades", lambda: self._client.fetch_order_trades(order_id, symbol)))
 
     def _fill(self, cid: str, tracked: _Tracked, trade: Mapping[str, Any], default_ts: datetime) -> Fill:
         market_id = self._client.market(tracked.symbol)["id"]
@@ -745,11 +992,18 @@ class CcxtVenue:
                 return VenueReport(cid, _Kind.CANCEL_REJECT, now, None, "order_not_open: unknown at the venue")
         if not await self._take_budget():
             return VenueReport(cid, _Kind.CANCEL_REJECT, now, tracked.venue_order_id, "rate_budget_exhausted")
-        symbol = tracked.symbol
+        symbol, order_id = tracked.symbol, tracked.venue_order_id
         try:
-            raw = await self._read(
-                "cancel_order", lambda: self._client.cancel_order(None, symbol, {"clientOrderId": cid})
-            )
+            if self._profile.cancel_by_client_id:
+                raw = await self._read(
+                    "cancel_order", lambda: self._client.cancel_order(None, symbol, {"clientOrderId": cid})
+                )
+            else:
+                raw = await self._read("cancel_order", lambda: self._client.cancel_order(order_id, symbol))
+                if (raw.get("info") or {}).get("success") is False:
+                    # Coinbase answers a refused cancel with success false and a reason, not an error.
+                    reason = (raw.get("info") or {}).get("failure_reason")
+                    raise OrderNotAtVenue(f"{self.exchange_id} cancel of {order_id} refused: {reason}")
         except OrderNotAtVenue as err:
             # Not open: already finished, or our own earlier attempt (whose answer was lost) canceled it.
             raw = await self._lookup(symbol, cid)
@@ -843,7 +1097,8 @@ def _status(raw: Mapping[str, Any]) -> OrderStatus:
     closed = _CLOSED_STATUS.get(str(status))
     if closed is not None:
         return closed
-    if status == "open":
+    # No status: an acknowledgement that says only "accepted" (Kraken's AddOrder, Coinbase's create).
+    if status == "open" or status is None:
         filled = raw.get("filled") or 0
         return OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.ACCEPTED
     raise Bot4Error(f"ccxt order status {status!r} is not one Bot4 knows (open, closed, canceled, expired, rejected)")

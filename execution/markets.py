@@ -24,7 +24,7 @@ import ccxt.async_support
 import orjson
 
 from core.errors import ConfigError
-from execution.ccxt_venue import _EXCHANGE_OPTIONS, _number, _rewrite, _rules
+from execution.ccxt_venue import EXCHANGE_PROFILES, _number, _rewrite, _rules
 from execution.venue import FeeSchedule, VenueCapabilities
 from risk.market import InstrumentRules
 
@@ -95,15 +95,18 @@ def load_capabilities(path: Path, symbols: Sequence[str] = ()) -> VenueCapabilit
 
 
 def fetch_capabilities(exchange: str, symbols: Sequence[str], api_url_override: str | None = None) -> VenueCapabilities:
-    """Load the exchange's markets through ccxt (public endpoints only, no keys) and keep ``symbols``."""
-    if exchange not in _EXCHANGE_OPTIONS:
-        raise ConfigError(f"markets sync supports {sorted(_EXCHANGE_OPTIONS)}, not {exchange!r}")
+    """Load the exchange's markets through ccxt (public endpoints only, no keys) and keep ``symbols``.
+
+    Binance, Kraken and Coinbase (Advanced Trade): the exchanges of :data:`~execution.ccxt_venue.EXCHANGE_PROFILES`.
+    """
+    if exchange not in EXCHANGE_PROFILES:
+        raise ConfigError(f"markets sync supports {sorted(EXCHANGE_PROFILES)}, not {exchange!r}")
     return asyncio.run(_fetch(exchange, symbols, api_url_override))
 
 
 async def _fetch(exchange: str, symbols: Sequence[str], api_url_override: str | None) -> VenueCapabilities:
     client: Any = getattr(ccxt.async_support, exchange)(
-        {"options": dict(_EXCHANGE_OPTIONS[exchange]), "has": {"fetchCurrencies": False}, "timeout": 10_000}
+        {"options": dict(EXCHANGE_PROFILES[exchange].options), "has": {"fetchCurrencies": False}, "timeout": 10_000}
     )
     if api_url_override is not None:
         client.urls["api"] = _rewrite(client.urls["api"], api_url_override.rstrip("/"))
@@ -118,4 +121,11 @@ async def _fetch(exchange: str, symbols: Sequence[str], api_url_override: str | 
     rules = {s: _rules(markets[s], decimal_places) for s in symbols}
     first = markets[symbols[0]]
     fees = FeeSchedule(_number(first.get("maker"), "maker fee"), _number(first.get("taker"), "taker fee"))
-    return VenueCapabilities(exchange, fees, rules)
+    profile = EXCHANGE_PROFILES[exchange]
+    return VenueCapabilities(
+        exchange,
+        fees,
+        rules,
+        client_id_max_length=profile.client_id_max_length,
+        fetch_order_by_client_id=profile.lookup != "scan_recent_orders",
+    )
