@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
 from core.clock import SystemClock, parse_utc
 from core.errors import ConfigError
@@ -41,6 +42,7 @@ from execution.ccxt_venue import (
     kraken_cl_ord_id,
 )
 from execution.markets import fetch_capabilities, load_capabilities
+from flows.cli import app
 from risk.decisions import approved_order_from_record
 
 T = TypeVar("T")
@@ -507,7 +509,7 @@ def test_testnet_is_refused_for_an_exchange_without_a_sandbox(exchange: str):
         CcxtVenue(config, clock=CLOCK)
 
 
-def test_coinbase_market_buy_is_refused_without_sending_and_a_foreign_client_id_for_kraken_too():
+def test_coinbase_market_buy_is_refused_before_anything_is_sent():
     srv = Server("coinbase")
     try:
         with make_venue(srv) as venue:
@@ -516,10 +518,14 @@ def test_coinbase_market_buy_is_refused_without_sending_and_a_foreign_client_id_
         assert order_posts(srv) == []
     finally:
         srv.close()
+
+
+def test_kraken_refuses_a_client_id_it_cannot_take_before_anything_is_sent():
     srv = Server("kraken")
     try:
         with make_venue(srv) as venue:
-            report = venue.submit(approved("kraken", "LTC/USDT", "buy", "0.1", "50", cid="not-one-of-ours-27-chars-x"))
+            # 26 characters, not one of our b4- ids: too long for Kraken's free text, not a UUID.
+            report = venue.submit(approved("kraken", "LTC/USDT", "buy", "0.1", "50", cid="not-one-of-ours-26-chars-x"))
         assert (report.kind, report.reason) == (OrderEventKind.REJECT, "client_order_id_unsupported")
         assert order_posts(srv) == []
     finally:
@@ -549,3 +555,21 @@ def test_markets_sync_from_the_recorded_markets_equals_the_committed_cache(serve
         server.do(lambda: [s for s in server.venue.seen if "/private/" in s.path or "/brokerage/orders" in s.path])
         == []
     )
+
+
+def test_bot4_markets_sync_writes_the_exchange_file_from_its_markets(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    exchange = server.venue.exchange
+    monkeypatch.setenv("BOT4_TRADING__EXCHANGE", exchange)
+    monkeypatch.setenv("BOT4_TRADING__MARKETS_DIR", str(tmp_path))
+    symbols = SYMBOLS[exchange]
+    args = ["markets", "sync", "--api-url", server.venue.origin]
+    for symbol in symbols:
+        args += ["--symbol", symbol]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    written = load_capabilities(tmp_path / f"{exchange}.json")
+    assert sorted(written.rules) == sorted(symbols)
+    cached = load_capabilities(ROOT / "data" / "markets" / f"{exchange}.json", symbols)
+    assert dict(written.rules) == dict(cached.rules)
