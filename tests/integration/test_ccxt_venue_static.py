@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from typer.testing import CliRunner
 
 from core.clock import SystemClock, parse_utc
 from core.errors import ConfigError
-from core.fills import Liquidity, OrderEventKind
+from core.fills import Liquidity, OrderEventKind, OrderStatus
 from core.orders import ApprovedOrder, client_order_id
 from execution.ccxt_venue import (
     CcxtVenue,
@@ -41,7 +42,9 @@ from execution.ccxt_venue import (
     SharedOrderBudget,
     kraken_cl_ord_id,
 )
+from execution.manager import OrderManager
 from execution.markets import fetch_capabilities, load_capabilities
+from execution.portfolio import Portfolio
 from flows.cli import app
 from risk.decisions import approved_order_from_record
 
@@ -488,6 +491,34 @@ def test_lookup_of_an_order_the_venue_never_got_answers_none_then_finds_it_after
         order.intent.symbol,
         order.amount,
     )
+
+
+def test_crash_between_submit_and_ack_then_restart_and_reconcile_leaves_exactly_one_order(server: Server):
+    exchange = server.venue.exchange
+    lookup_path = "/0/private/OpenOrders" if exchange == "kraken" else CB_BATCH
+    lookup_method = "POST" if exchange == "kraken" else "GET"
+    # The order is accepted and its answer lost, and the venue cannot be asked about it either.
+    server.do(lambda: setattr(server.venue, "hold_answer_s", 2.5))
+    server.do(lambda: server.venue.fail_next(2, 503, lookup_path, lookup_method))
+    order = recorded_order(exchange)
+    with make_venue(server) as venue:
+        manager = OrderManager(venue, Portfolio("acct", Decimal("1000000")), clock=CLOCK)
+        result = manager.submit(order)
+        assert result.status is OrderStatus.SUBMITTED  # written ahead, outcome unknown
+        snapshot = pickle.dumps(manager.orders())  # what a crash leaves behind
+    with make_venue(server) as venue:
+        manager = OrderManager(venue, Portfolio("acct", Decimal("1000000")), clock=CLOCK, orders=pickle.loads(snapshot))
+        report = manager.reconcile()
+        assert report.changed == (order.client_order_id,)
+        managed = manager.order(order.client_order_id)
+        assert managed is not None
+        if exchange == "kraken":
+            assert (managed.status, report.fills_applied) == (OrderStatus.ACCEPTED, 0)  # the recorded open order
+        else:
+            assert (managed.status, report.fills_applied) == (OrderStatus.FILLED, 1)  # the recorded fill
+        assert manager.submit(order).duplicate  # the intent replayed after restart
+    assert len(order_posts(server)) == 1
+    assert len(server.do(lambda: server.venue.held)) == 1
 
 
 # ----------------------------------------------------------------------------------------------
