@@ -45,6 +45,7 @@ from execution.ccxt_venue import (
 from execution.manager import OrderManager
 from execution.markets import fetch_capabilities, load_capabilities
 from execution.portfolio import Portfolio
+from execution.venue import SubmitOutcomeUnknown
 from flows.cli import app
 from risk.decisions import approved_order_from_record
 
@@ -98,6 +99,8 @@ class StaticVenue:
         self.faults: list[Fault] = []
         self.refuse_next = 0
         self.hold_answer_s: float | None = None
+        #: Coinbase: answer every listing page with the recorded page as is (``has_next`` true).
+        self.listing_never_ends = False
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -239,7 +242,8 @@ class StaticVenue:
                 for h in self.held
                 if h.kind == "market_market_ioc" and h.params["product_id"] == params.get("product_id")
             ]
-            page["has_next"], page["cursor"] = False, ""
+            if not self.listing_never_ends:
+                page["has_next"], page["cursor"] = False, ""
             return self._json(page)
         if path == "/api/v3/brokerage/orders/historical/fills":
             body = responses["fetchMyTrades.spot"]
@@ -519,6 +523,20 @@ def test_crash_between_submit_and_ack_then_restart_and_reconcile_leaves_exactly_
         assert manager.submit(order).duplicate  # the intent replayed after restart
     assert len(order_posts(server)) == 1
     assert len(server.do(lambda: server.venue.held)) == 1
+
+
+def test_coinbase_listing_longer_than_the_lookup_reads_leaves_the_submit_outcome_unknown():
+    srv = Server("coinbase")
+    try:
+        srv.do(lambda: setattr(srv.venue, "listing_never_ends", True))
+        srv.do(lambda: srv.venue.fail_next(1, 503, CB_ORDERS))
+        with make_venue(srv, lookup_max_pages=2) as venue, pytest.raises(SubmitOutcomeUnknown, match="older pages"):
+            venue.submit(recorded_order("coinbase"))
+        pages = srv.do(lambda: srv.venue.requests_to(CB_BATCH))
+        assert [p.params.get("cursor") for p in pages] == [None, "748478308"]  # the recorded next cursor
+        assert len(order_posts(srv)) == 1
+    finally:
+        srv.close()
 
 
 # ----------------------------------------------------------------------------------------------
