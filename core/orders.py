@@ -241,11 +241,12 @@ class ResetBreaker:
 
 @dataclass(frozen=True, slots=True)
 class PauseStrategy:
-    """Command from a person: stop strategy ``strategy`` of ``account`` from opening new orders.
+    """Command from a person: stop strategy ``strategy`` of ``account`` from opening positions.
 
-    The account keeps trading its other strategies; the paused strategy's signals are denied
-    (code ``strategy_paused``) until a :class:`ResumeStrategy` for the same pair arrives. Open
-    orders and positions are left as they are: pausing is not a kill switch.
+    The account keeps trading its other strategies; the paused strategy's entries are denied
+    (code ``strategy_paused``) until a :class:`ResumeStrategy` for the same pair arrives, while its
+    exits still go to the gate. Open orders and positions are left as they are: pausing is not a
+    kill switch. ``account="*"`` pauses the strategy on every account.
     """
 
     account: str

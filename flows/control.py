@@ -21,8 +21,9 @@ Wire format v1 (times in integer microseconds since the epoch, UTC)::
     {"type": "pause_strategy", "v": 1, "account": "main", "strategy": "trend-v1", ...}
     {"type": "resume_strategy", "v": 1, "account": "main", "strategy": "trend-v1", ...}
 
-A paused strategy's signals are denied with code ``strategy_paused`` until it is resumed; the
-account's other strategies, its open orders and its positions are not touched.
+A paused strategy's entries are denied with code ``strategy_paused`` until it is resumed (its
+exits still go to the risk gate); the account's other strategies, its open orders and its
+positions are not touched. ``account="*"`` pauses or resumes the strategy on every account.
 """
 
 from __future__ import annotations

@@ -58,11 +58,12 @@ def reset(
 
 def pause(
     strategy: Annotated[str, typer.Option(help="Strategy to pause, as named in its signals (e.g. trend-v1).")],
-    account: Annotated[str, typer.Option(help="Account on which to pause it.")],
+    account: Annotated[str, typer.Option(help="Account on which to pause it; '*' for every account.")],
     reason: Annotated[str, typer.Option(help="Why (goes on the record).")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Pause one strategy: its new signals are denied (strategy_paused); open orders and positions stay."""
+    """Pause one strategy: its entries are denied (strategy_paused), its exits still go to the risk gate;
+    open orders and positions stay. --account "*" pauses it on every account."""
     if not strategy.strip() or not reason.strip():
         console.print("[red]--strategy and --reason must not be empty[/red]")
         raise typer.Exit(2)
@@ -75,7 +76,7 @@ def pause(
 
 def resume(
     strategy: Annotated[str, typer.Option(help="Paused strategy to resume.")],
-    account: Annotated[str, typer.Option(help="Account on which to resume it.")],
+    account: Annotated[str, typer.Option(help="Account on which to resume it; '*' for every account.")],
     reason: Annotated[str, typer.Option(help="Why it is safe to resume (goes on the record).")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:

@@ -1,6 +1,6 @@
 // End to end in Debian's Chromium (playwright-core, no downloaded browser): load the console that
-// `bot4 serve` serves, check the overview, refuse a wrong token, press the kill switch, confirm, and
-// wait for the risk state HALTED. Screenshots go to SHOTS (docs/images). Driven by
+// `bot4 serve` serves, check the overview, pause and resume a strategy, refuse a wrong token, press
+// the kill switch, confirm, and wait for the risk state HALTED. Screenshots go to SHOTS (docs/images). Driven by
 // tests/e2e/test_console_e2e.py, which prepares PostgreSQL and Kafka and checks the API afterwards.
 //
 // Environment: CONSOLE_URL, CONSOLE_TOKEN, CONSOLE_ACCOUNT, SHOTS, USER_DATA_DIR,
@@ -74,6 +74,37 @@ try {
     await shot("overview");
   });
 
+  let strategy = "";
+  await step("a strategy is paused and resumed from the page, each behind its confirmation", async () => {
+    const panel = page.getByTestId("strategies-panel");
+    const row = panel.locator(`tbody tr[data-testid^="strategy-${account}-"]`).first();
+    // The replay is over (previous step): signal rows are written by their own sink, without a live
+    // event of their own, so the list may predate the last of them; the panel's reload fetches it.
+    if (!(await row.isVisible())) await panel.getByTitle("Reload").click();
+    await row.waitFor({ timeout: 30000 });
+    strategy = (await row.getAttribute("data-testid")).slice(`strategy-${account}-`.length);
+    for (const [button, word, reason, status] of [
+      ["Pause…", "PAUSE", "e2e: pause drill", "paused"],
+      ["Resume…", "RESUME", "e2e: resume drill", "running"],
+    ]) {
+      await row.getByRole("button", { name: button }).click();
+      const dialog = page.getByRole("dialog");
+      if ((await dialog.locator("input[name=strategy]").inputValue()) !== strategy) throw new Error("strategy not preset");
+      await dialog.locator("input[name=reason]").fill(reason);
+      await dialog.locator("input[name=operator]").fill("e2e-operator");
+      await dialog.locator("input[name=token]").fill(token);
+      const submit = dialog.getByRole("button", { name: word === "PAUSE" ? "Pause strategy" : "Resume strategy" });
+      if (await submit.isEnabled()) throw new Error(`the ${word} button is enabled before ${word} is typed`);
+      await dialog.locator("input[name=confirm]").fill(word);
+      if (word === "PAUSE") await shot("pause-dialog");
+      await submit.click();
+      await page.getByTestId("command-notice").waitFor();
+      await row.locator("td", { hasText: new RegExp(`^${status}$`) }).waitFor({ timeout: 20000 });
+      if (word === "PAUSE") await shot("paused");
+      await page.getByTestId("command-notice").getByRole("button", { name: "dismiss" }).click();
+    }
+  });
+
   await step("a wrong token is refused in the dialog", async () => {
     await page.getByTestId("kill-button").click();
     const dialog = page.getByRole("dialog");
@@ -138,7 +169,7 @@ try {
   });
 
   if (problems.length) throw new Error(problems.join("\n"));
-  console.log(JSON.stringify({ ok: true, results }));
+  console.log(JSON.stringify({ ok: true, results, strategy }));
 } catch (error) {
   await page.screenshot({ path: `${shots}/console-failure.png`, fullPage: false }).catch(() => {});
   console.log(JSON.stringify({ ok: false, results, error: String(error), problems }));

@@ -20,6 +20,8 @@ interface OpenCommand {
   kind: CommandKind;
   account?: string;
   breakers?: string[];
+  strategy?: string;
+  strategies?: string[];
 }
 
 export function App() {
@@ -80,6 +82,7 @@ export function App() {
             accounts={accounts.data ?? []}
             commandsEnabled={commandsEnabled}
             onReset={(account, breakers) => setCommand({ kind: "reset", account, breakers })}
+            onStrategy={(kind, account, strategy, strategies) => setCommand({ kind, account, strategy, strategies })}
           />
         )}
         {page === "symbol" && <SymbolPage />}
@@ -100,6 +103,8 @@ export function App() {
           accounts={names}
           account={command.account}
           breakers={command.breakers}
+          strategy={command.strategy}
+          strategies={command.strategies}
           token={credentials.token}
           operator={credentials.operator}
           onCredentials={(token, operator) => setCredentials({ token, operator })}

@@ -120,11 +120,20 @@ export interface CommandRecord {
   kind: string;
   account: string;
   breaker: string | null;
+  strategy: string | null;
   requested_by: string;
   reason: string;
   via: string;
   ts: string;
   recorded_at: string;
+}
+export interface StrategyStatus {
+  account: string;
+  strategy: string;
+  paused: boolean;
+  last_command: CommandRecord | null;
+  signals: number;
+  last_signal_at: string | null;
 }
 export interface RiskState {
   account: string;
@@ -221,6 +230,7 @@ export interface CommandAccepted {
   kind: string;
   account: string;
   breaker: string | null;
+  strategy: string | null;
   requested_by: string;
   reason: string;
   ts: string;

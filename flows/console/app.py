@@ -28,10 +28,10 @@ from psycopg_pool import ConnectionPool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from core.clock import SystemClock
-from core.orders import KillSwitch, ResetBreaker
+from core.orders import KillSwitch, PauseStrategy, ResetBreaker, ResumeStrategy
 from flows.console import queries, schema
 from flows.console.live import LiveFeed
-from flows.control import CONTROL_TOPIC, publish_command
+from flows.control import CONTROL_TOPIC, Command, command_kind, publish_command
 from flows.settings import Bot4Settings
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ _COMMAND_REFUSALS: dict[int | str, dict[str, Any]] = {
     },
     415: {"model": schema.ErrorDetail, "description": "not a JSON body (form posts are refused)"},
 }
-ABSENT = ["pause/resume of a strategy: the command path has kill_switch and reset_breaker only"]
+ABSENT: list[str] = []
 
 
 def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_DIR) -> FastAPI:
@@ -220,6 +220,12 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         with connection() as conn:
             return queries.model_scores(conn)
 
+    @app.get("/api/strategies", response_model=list[schema.StrategyStatus], tags=["risk"])
+    def strategies() -> list[schema.StrategyStatus]:
+        """Per account and strategy: paused or not (the latest pause/resume command), and its stored signals."""
+        with connection() as conn:
+            return queries.strategies(conn)
+
     @app.get("/api/commands", response_model=list[schema.CommandRecord], tags=["commands"])
     def command_log(limit: Limit = 100) -> list[schema.CommandRecord]:
         """The operator command audit: who, when, why, by which path."""
@@ -359,6 +365,38 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         )
         return _send(settings, command)
 
+    @app.post(
+        "/api/commands/pause",
+        response_model=schema.CommandAccepted,
+        status_code=202,
+        tags=["commands"],
+        dependencies=[authorized],
+        responses=_COMMAND_REFUSALS,
+    )
+    def pause(body: schema.PauseRequest) -> schema.CommandAccepted:
+        """Pause a strategy on an account ('*': on every account): its entries (buy signals) are denied
+        (strategy_paused) until resumed; its exits still reach the risk gate, and open orders, positions and
+        the account's other strategies are not touched."""
+        command = PauseStrategy(
+            body.account.strip(), body.strategy.strip(), body.operator.strip(), body.reason.strip(), SystemClock().now()
+        )
+        return _send(settings, command)
+
+    @app.post(
+        "/api/commands/resume",
+        response_model=schema.CommandAccepted,
+        status_code=202,
+        tags=["commands"],
+        dependencies=[authorized],
+        responses=_COMMAND_REFUSALS,
+    )
+    def resume(body: schema.ResumeRequest) -> schema.CommandAccepted:
+        """Resume a paused strategy: its signals go to the risk gate again."""
+        command = ResumeStrategy(
+            body.account.strip(), body.strategy.strip(), body.operator.strip(), body.reason.strip(), SystemClock().now()
+        )
+        return _send(settings, command)
+
     if (ui_dir / "index.html").is_file():
         from fastapi.staticfiles import StaticFiles
 
@@ -399,14 +437,15 @@ def _command_guard(settings: Bot4Settings) -> Any:
     return guard
 
 
-def _send(settings: Bot4Settings, command: KillSwitch | ResetBreaker) -> schema.CommandAccepted:
+def _send(settings: Bot4Settings, command: Command) -> schema.CommandAccepted:
     publish_command(settings, command, via="api")
-    kind = "kill_switch" if isinstance(command, KillSwitch) else "reset_breaker"
+    kind = command_kind(command)
     log.warning("%s for %r sent by %s via api: %s", kind, command.account, command.requested_by, command.reason)
     return schema.CommandAccepted(
         kind=kind,
         account=command.account,
         breaker=command.breaker if isinstance(command, ResetBreaker) else None,
+        strategy=command.strategy if isinstance(command, PauseStrategy | ResumeStrategy) else None,
         requested_by=command.requested_by,
         reason=command.reason,
         ts=command.ts,

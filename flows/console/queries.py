@@ -348,9 +348,11 @@ def risk_states(conn: Conn) -> list[schema.RiskState]:
     }
     # Decisions are in the flow's clock (event time in a replay), commands in wall time: a command is
     # matched to the decision that names it, not by comparing the two clocks.
+    # Strategy pauses do not change the trading state: they are shown by strategies(), not here.
     recent = _rows(
         conn,
-        f"SELECT * FROM operator_commands WHERE recorded_at > now() - interval '{PENDING_WINDOW}' ORDER BY ts, id",
+        f"SELECT * FROM operator_commands WHERE recorded_at > now() - interval '{PENDING_WINDOW}'"
+        " AND kind IN ('kill_switch', 'reset_breaker') ORDER BY ts, id",
     )
     notes: dict[str, list[str]] = defaultdict(list)
     for r in _rows(
@@ -406,6 +408,52 @@ def model_scores(conn: Conn) -> list[schema.ModelScore]:
         schema.ModelScore(**{**r, "ts_event": utc(r["ts_event"]), "last_drift_at": utc(r["last_drift_at"])})
         for r in rows
     ]
+
+
+def strategies(conn: Conn) -> list[schema.StrategyStatus]:
+    """Every (account, strategy) with stored signals or a pause/resume command, paused or not.
+
+    "Paused" is what the operators asked for last (the audit of the command path): the latest
+    pause/resume naming the strategy on the account or on ``*`` (every account). The trading flow
+    applies it as it reads the command: a paused strategy's entries are denied (strategy_paused).
+    """
+    rows = _rows(
+        conn,
+        """
+        WITH seen AS (
+            SELECT account, strategy, count(*) AS signals, max(ts_event) AS last_signal_at
+            FROM signals GROUP BY account, strategy
+        ), pairs AS (
+            SELECT account, strategy FROM seen
+            UNION SELECT account, strategy FROM operator_commands WHERE kind IN ('pause_strategy', 'resume_strategy')
+        )
+        SELECT p.account AS pair_account, p.strategy AS pair_strategy, coalesce(s.signals, 0) AS pair_signals,
+               s.last_signal_at AS pair_last_signal_at, c.*
+        FROM pairs p
+        LEFT JOIN seen s ON s.account = p.account AND s.strategy = p.strategy
+        LEFT JOIN LATERAL (
+            SELECT * FROM operator_commands o
+            WHERE o.kind IN ('pause_strategy', 'resume_strategy') AND o.strategy = p.strategy
+              AND o.account IN (p.account, '*')
+            ORDER BY o.ts DESC, o.id DESC LIMIT 1
+        ) c ON true
+        ORDER BY p.account, p.strategy
+        """,
+    )
+    out = []
+    for r in rows:
+        command = _command({k: v for k, v in r.items() if not k.startswith("pair_")}) if r["id"] is not None else None
+        out.append(
+            schema.StrategyStatus(
+                account=r["pair_account"],
+                strategy=r["pair_strategy"],
+                paused=command is not None and command.kind == "pause_strategy",
+                last_command=command,
+                signals=r["pair_signals"],
+                last_signal_at=utc(r["pair_last_signal_at"]),
+            )
+        )
+    return out
 
 
 def commands(conn: Conn, limit: int = 100) -> list[schema.CommandRecord]:

@@ -155,9 +155,10 @@ class Breaker(_Out):
 
 class CommandRecord(_Out):
     id: int
-    kind: str
+    kind: str = Field(description="kill_switch, reset_breaker, pause_strategy or resume_strategy")
     account: str
     breaker: str | None
+    strategy: str | None = Field(description="the strategy a pause_strategy or resume_strategy names")
     requested_by: str
     reason: str
     via: str
@@ -174,6 +175,19 @@ class RiskState(_Out):
     pending_commands: list[CommandRecord] = Field(
         description="commands sent after the latest recorded state change (not yet acted on by the risk engine)"
     )
+
+
+class StrategyStatus(_Out):
+    """One strategy on one account: seen in the stored signals or named by a pause/resume command."""
+
+    account: str
+    strategy: str
+    paused: bool = Field(
+        description="the latest pause/resume command for this strategy on this account (or on '*') is a pause"
+    )
+    last_command: CommandRecord | None = Field(description="that latest pause/resume command, if any")
+    signals: int = Field(description="signals stored for this pair")
+    last_signal_at: datetime | None
 
 
 class Freshness(_Out):
@@ -273,29 +287,66 @@ class ModelScore(_Out):
     last_drift_at: datetime | None
 
 
+#: Text that goes on the record must say something: blank or whitespace-only values are refused (422).
+_SAYS_SOMETHING = r"\S"
+
+
 class KillRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    account: str = Field(min_length=1, max_length=100, description="account to halt; '*' halts every account")
-    reason: str = Field(min_length=1, max_length=500)
-    operator: str = Field(min_length=1, max_length=100, description="who is asking (goes on the record)")
+    account: str = Field(
+        min_length=1, max_length=100, pattern=_SAYS_SOMETHING, description="account to halt; '*' halts every account"
+    )
+    reason: str = Field(min_length=1, max_length=500, pattern=_SAYS_SOMETHING)
+    operator: str = Field(
+        min_length=1, max_length=100, pattern=_SAYS_SOMETHING, description="who is asking (goes on the record)"
+    )
     confirm: Literal["KILL"] = Field(description="must be the word KILL")
 
 
 class ResetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    account: str = Field(min_length=1, max_length=100)
-    breaker: str = Field(min_length=1, max_length=100, description="e.g. kill_switch, drawdown, daily_loss")
-    reason: str = Field(min_length=1, max_length=500)
-    operator: str = Field(min_length=1, max_length=100)
+    account: str = Field(min_length=1, max_length=100, pattern=_SAYS_SOMETHING)
+    breaker: str = Field(
+        min_length=1, max_length=100, pattern=_SAYS_SOMETHING, description="e.g. kill_switch, drawdown, daily_loss"
+    )
+    reason: str = Field(min_length=1, max_length=500, pattern=_SAYS_SOMETHING)
+    operator: str = Field(min_length=1, max_length=100, pattern=_SAYS_SOMETHING)
     confirm: Literal["RESET"] = Field(description="must be the word RESET")
+
+
+class PauseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: str = Field(
+        min_length=1, max_length=100, pattern=_SAYS_SOMETHING, description="account; '*' pauses it on every account"
+    )
+    strategy: str = Field(
+        min_length=1, max_length=100, pattern=_SAYS_SOMETHING, description="strategy name as in its signals"
+    )
+    reason: str = Field(min_length=1, max_length=500, pattern=_SAYS_SOMETHING)
+    operator: str = Field(min_length=1, max_length=100, pattern=_SAYS_SOMETHING)
+    confirm: Literal["PAUSE"] = Field(description="must be the word PAUSE")
+
+
+class ResumeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account: str = Field(
+        min_length=1, max_length=100, pattern=_SAYS_SOMETHING, description="account; '*' resumes it on every account"
+    )
+    strategy: str = Field(min_length=1, max_length=100, pattern=_SAYS_SOMETHING)
+    reason: str = Field(min_length=1, max_length=500, pattern=_SAYS_SOMETHING)
+    operator: str = Field(min_length=1, max_length=100, pattern=_SAYS_SOMETHING)
+    confirm: Literal["RESUME"] = Field(description="must be the word RESUME")
 
 
 class CommandAccepted(_Out):
     kind: str
     account: str
     breaker: str | None
+    strategy: str | None
     requested_by: str
     reason: str
     ts: datetime

@@ -1,8 +1,9 @@
 """The console end to end during a paper replay: real Binance BTC/USDT 1m candles are replayed into
 Kafka and stored; `bot4 serve` runs; Debian's Chromium (playwright-core, console/e2e/console.e2e.mjs)
 opens the console; then `bot4 run` (the trading flow, paper mode) trades the candles while the page
-watches positions, equity and fills arrive live; a wrong token is refused; the kill switch is pressed
-and confirmed; the running flow halts the account and the page, the API and the database say so.
+watches positions, equity and fills arrive live; a strategy is paused and resumed from the page; a
+wrong token is refused; the kill switch is pressed and confirmed; the running flow halts the account
+and the page, the API, the flow's Prometheus metrics and the database say so.
 
 Every step takes a screenshot; with ``BOT4_CONSOLE_SCREENSHOTS=docs/images`` they replace the ones
 docs/console.md shows (otherwise they stay in the test's temporary folder).
@@ -12,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -60,8 +63,6 @@ def _env(prefix: str, database: str, port: int, data_dir: Path, bootstrap: str) 
 
 
 def _wait_for_console(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"bot4 serve exited: {proc.stdout.read() if proc.stdout else ''}"
@@ -72,6 +73,28 @@ def _wait_for_console(url: str, proc: subprocess.Popen[str], timeout: float = 30
             pass
         time.sleep(0.2)
     raise AssertionError(f"bot4 serve did not follow its topics at {url} within {timeout} s")
+
+
+def _gauge(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in a Prometheus text exposition, or None if it is not there."""
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}\{{(?P<labels>[^}}]*)\}} (?P<value>\S+)", line)
+        if match and dict(re.findall(r'(\w+)="([^"]*)"', match["labels"])) == labels:
+            return float(match["value"])
+    return None
+
+
+def _halted_in_metrics(metrics_url: str, account: str, timeout: float = 15) -> str:
+    """Scrape the trading flow's /metrics until the account's risk state is halted; the exposition."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = requests.get(metrics_url, timeout=5).text
+        if _gauge(text, "bot4_risk_state", account=account, state="halted") == 1.0:
+            return text
+        time.sleep(0.25)
+    states = [line for line in text.splitlines() if line.startswith("bot4_risk_state{")]
+    raise AssertionError(f"bot4_risk_state for {account} not halted at {metrics_url} within {timeout} s: {states}")
 
 
 def _stop(proc: subprocess.Popen[str] | None) -> str:
@@ -152,11 +175,13 @@ def test_kill_switch_pressed_in_chromium_halts_the_paper_trading_flow(tmp_path, 
         assert browser.stdout is not None
         first = browser.stdout.readline()
         assert json.loads(first or "{}").get("ready"), first + browser.stdout.read()
-        # The page is open: now the trading flow starts and trades the replayed candles.
+        # The page is open: now the trading flow starts and trades the replayed candles, serving its
+        # Prometheus metrics on its own port.
+        metrics_port = free_port()
         flow = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "bot4"), "run"],
             cwd=ROOT,
-            env=env,
+            env={**env, "BOT4_METRICS_PORT": str(metrics_port)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -174,17 +199,29 @@ def test_kill_switch_pressed_in_chromium_halts_the_paper_trading_flow(tmp_path, 
         risk = {r["account"]: r for r in requests.get(url + "/api/risk", timeout=10).json()}
         assert risk[ACCOUNT]["trading_state"] == "halted"
         assert ("kill_switch", "open") in {(b["name"], b["status"]) for b in risk[ACCOUNT]["breakers"]}
+        assert flow.poll() is None, "the trading flow exited before its metrics were read"
+        metrics = _halted_in_metrics(f"http://127.0.0.1:{metrics_port}/metrics", ACCOUNT)
+        assert _gauge(metrics, "bot4_risk_state", account=ACCOUNT, state="active") == 0.0
+        assert _gauge(metrics, "bot4_breaker_open", account=ACCOUNT, breaker="kill_switch") == 1.0
         api_fills = requests.get(url + "/api/fills", params={"limit": 5000}, timeout=10).json()
         with psycopg.connect(settings.postgres.conninfo()) as conn:
-            audit = conn.execute("SELECT kind, account, requested_by, reason, via FROM operator_commands").fetchall()
+            audit = conn.execute(
+                "SELECT kind, account, strategy, requested_by, reason, via FROM operator_commands ORDER BY id"
+            ).fetchall()
             halts = conn.execute(
                 "SELECT detail->>'reason' FROM risk_decisions WHERE kind = 'state_changed' AND trading_state = 'halted'"
             ).fetchall()
             stored_fills = conn.execute("SELECT count(*) FROM fills").fetchone()
-        assert audit == [("kill_switch", ACCOUNT, "e2e-operator", "e2e: venue incident drill", "api")]
+        strategy = outcome["strategy"]
+        assert audit == [
+            ("pause_strategy", ACCOUNT, strategy, "e2e-operator", "e2e: pause drill", "api"),
+            ("resume_strategy", ACCOUNT, strategy, "e2e-operator", "e2e: resume drill", "api"),
+            ("kill_switch", ACCOUNT, None, "e2e-operator", "e2e: venue incident drill", "api"),
+        ]
         assert any("kill switch by e2e-operator" in (r or "") for (r,) in halts), halts
         assert stored_fills is not None and len(api_fills) == stored_fills[0] > 0
-        for name in ("overview", "kill-dialog", "kill-refused", "halted", "orders", "decisions", "symbol", "reports"):
+        screens = ("overview", "pause-dialog", "paused", "kill-dialog", "kill-refused", "halted", "orders", "decisions")
+        for name in (*screens, "symbol", "reports"):
             assert (shots / f"console-{name}.png").stat().st_size > 10_000, name
     finally:
         if browser is not None and browser.poll() is None:

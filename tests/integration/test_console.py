@@ -4,6 +4,7 @@ refused without the right token, and the kill switch lands on the command path w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
@@ -84,9 +85,10 @@ def delete_topics(bootstrap: str, names: list[str]) -> None:
         fut.result(30)
 
 
-def store_trading_day(settings: Bot4Settings, shared_data: Path, tmp: Path) -> Stored:
-    """Market data, a paper-filled order, risk decisions, a dead letter, equity, a validation run and
-    two report folders, each written the way Bot4 writes it."""
+def store_trading_day(settings: Bot4Settings, shared_data: Path, tmp: Path, *, validation: bool = True) -> Stored:
+    """Market data, a paper-filled order, risk decisions, a dead letter, equity, a validation run (unless
+    ``validation`` is false: Great Expectations takes seconds) and two report folders, each written the
+    way Bot4 writes it."""
     conninfo = settings.postgres.conninfo()
     migrate(conninfo)
     capture = capture_events(shared_data)
@@ -139,10 +141,11 @@ def store_trading_day(settings: Bot4Settings, shared_data: Path, tmp: Path) -> S
 
     write_model_scores(conninfo)
 
-    from quality.validate import postgres_url, validate
+    if validation:
+        from quality.validate import postgres_url, validate
 
-    pg = settings.postgres
-    validate(postgres_url(pg.host, pg.port, pg.dbname, pg.user), tables=["md_trades"], out_dir=tmp / "validation")
+        pg = settings.postgres
+        validate(postgres_url(pg.host, pg.port, pg.dbname, pg.user), tables=["md_trades"], out_dir=tmp / "validation")
 
     reports = write_report_folders(tmp / "reports")
     return Stored(conninfo, fills, order.intent.client_order_id, reports)
@@ -447,7 +450,15 @@ def test_commands_without_the_right_token_confirmation_or_json_are_refused_and_n
         assert requests.post(url, data=kill_body(), headers=good, timeout=10).status_code == 415  # a form post
         cross = {**good, "Origin": "http://evil.example"}
         assert requests.post(url, json=kill_body(), headers=cross, timeout=10).status_code == 403
-        for bad in (kill_body(confirm="yes"), kill_body(reason=""), kill_body(operator=""), kill_body(extra=1)):
+        for bad in (
+            kill_body(confirm="yes"),
+            kill_body(reason=""),
+            kill_body(operator=""),
+            kill_body(extra=1),
+            # Whitespace says nothing: it was once stripped to "" and sent, then the audit insert failed (500).
+            kill_body(reason="   "),
+            kill_body(operator=" \t"),
+        ):
             assert requests.post(url, json=bad, headers=good, timeout=10).status_code == 422, bad
         reset = {"account": "main", "breaker": "kill_switch", "reason": "over", "operator": "bob", "confirm": "KILL"}
         assert requests.post(api.url("/api/commands/reset"), json=reset, headers=good, timeout=10).status_code == 422
@@ -579,3 +590,82 @@ def test_a_fill_on_kafka_reaches_the_event_stream_in_the_api_shape(console_env):
     )
     assert event["ts_event"] == iso(fill.ts_event) and took < 1.0, took
     assert orjson.loads(msg.value)["type"] == "fill"
+
+
+def test_pause_and_resume_from_the_api_are_confirmed_audited_published_and_shown_per_strategy(
+    console_env, kafka_bootstrap
+):
+    from core.events import Side
+    from core.orders import PauseStrategy, ResumeStrategy, Signal
+    from flows.trading_run import write_signals
+
+    settings, stored = console_env
+    control = settings.kafka.topic(CONTROL_TOPIC)
+    (ts_signal,) = rows(stored.conninfo, "SELECT max(ts_event) FROM md_trades")[0]
+    signal = Signal("trend-v1", "main", "binance", "BTC/USDT", Side.BUY, 0.5, 0.7, ("ema cross",), "ema:v1", ts_signal)
+    write_signals(stored.conninfo, [signal, dataclasses.replace(signal, strategy="mr-v2")])
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = {"account": "main", "strategy": "trend-v1", "reason": "fills look wrong", "operator": "carol"}
+    audit_before = rows(stored.conninfo, "SELECT count(*) FROM operator_commands")[0][0]
+    on_topic = len(read_topic(kafka_bootstrap, control))
+    with Served(settings, live=False) as api:
+        assert [(s["strategy"], s["paused"], s["signals"]) for s in api.get("/api/strategies")] == [
+            ("mr-v2", False, 1),
+            ("trend-v1", False, 1),
+        ]
+        pause_url, resume_url = api.url("/api/commands/pause"), api.url("/api/commands/resume")
+        assert requests.post(pause_url, json={**body, "confirm": "PAUSE"}, timeout=10).status_code == 401
+        for bad in (
+            {**body, "confirm": "RESUME"},
+            {**body, "confirm": "PAUSE", "account": " "},
+            {**body, "confirm": "PAUSE", "strategy": "   "},
+            {**body, "confirm": "PAUSE", "reason": " "},
+            {**body},
+        ):
+            assert requests.post(pause_url, json=bad, headers=auth, timeout=10).status_code == 422, bad
+        assert rows(stored.conninfo, "SELECT count(*) FROM operator_commands")[0][0] == audit_before
+        assert len(read_topic(kafka_bootstrap, control)) == on_topic
+
+        sent = requests.post(pause_url, json={**body, "confirm": "PAUSE"}, headers=auth, timeout=20)
+        assert sent.status_code == 202, sent.text
+        accepted = sent.json()
+        assert (accepted["kind"], accepted["account"], accepted["strategy"], accepted["topic"]) == (
+            "pause_strategy",
+            "main",
+            "trend-v1",
+            control,
+        )
+        paused = {s["strategy"]: s for s in api.get("/api/strategies")}
+        assert paused["trend-v1"]["paused"] is True and paused["mr-v2"]["paused"] is False
+        assert (paused["trend-v1"]["last_command"]["requested_by"], paused["trend-v1"]["last_command"]["via"]) == (
+            "carol",
+            "api",
+        )
+        # A pause is not a trading-state change: nothing is shown as awaiting the risk engine for it.
+        assert all(c["kind"] != "pause_strategy" for r in api.get("/api/risk") for c in r["pending_commands"])
+
+        resumed = requests.post(
+            resume_url, json={**body, "reason": "venue fixed", "confirm": "RESUME"}, headers=auth, timeout=20
+        )
+        assert resumed.status_code == 202, resumed.text
+        assert not any(s["paused"] for s in api.get("/api/strategies"))
+        newest = api.get("/api/commands", limit=2)
+        assert [(c["kind"], c["strategy"], c["reason"]) for c in newest] == [
+            ("resume_strategy", "trend-v1", "venue fixed"),
+            ("pause_strategy", "trend-v1", "fills look wrong"),
+        ]
+
+        # '*' pauses the strategy on every account: main's mr-v2 shows paused by that command.
+        everywhere = {**body, "account": "*", "strategy": "mr-v2", "reason": "model drift", "confirm": "PAUSE"}
+        assert requests.post(pause_url, json=everywhere, headers=auth, timeout=20).status_code == 202
+        shown = {(s["account"], s["strategy"]): s for s in api.get("/api/strategies")}
+        assert shown["main", "mr-v2"]["paused"] is True and shown["main", "trend-v1"]["paused"] is False
+        assert shown["main", "mr-v2"]["last_command"]["account"] == "*"
+
+    published = [decode_command(value) for key, value in read_topic(kafka_bootstrap, control)[on_topic:]]
+    assert [type(c) for c in published] == [PauseStrategy, ResumeStrategy, PauseStrategy]
+    assert [(c.account, c.strategy, c.requested_by) for c in published] == [
+        ("main", "trend-v1", "carol"),
+        ("main", "trend-v1", "carol"),
+        ("*", "mr-v2", "carol"),
+    ]

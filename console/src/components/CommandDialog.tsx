@@ -1,17 +1,20 @@
-// The kill switch and the breaker reset: token, operator, reason and a typed confirmation word.
-// The token lives only in this page's memory (never stored, never in the bundle) and travels in the
-// Authorization header.
+// The operator commands (kill switch, breaker reset, strategy pause and resume): token, operator,
+// reason and a typed confirmation word. The token lives only in this page's memory (never stored,
+// never in the bundle) and travels in the Authorization header.
 import { useState, type FormEvent } from "react";
 import { postCommand, type CommandAccepted } from "../api";
+import { commandBody, commandReady, COMMANDS, type CommandKind } from "../commands";
 import { formatUtc } from "../format";
 
-export type CommandKind = "kill" | "reset";
+export type { CommandKind } from "../commands";
 
 interface Props {
   kind: CommandKind;
   accounts: string[];
   account?: string;
   breakers?: string[];
+  strategy?: string;
+  strategies?: string[];
   token: string;
   operator: string;
   onCredentials: (token: string, operator: string) => void;
@@ -21,17 +24,18 @@ interface Props {
 
 export function CommandDialog(props: Props) {
   const { kind, accounts, onClose, onSent } = props;
-  const kill = kind === "kill";
-  const word = kill ? "KILL" : "RESET";
-  const [account, setAccount] = useState(props.account ?? (kill ? "*" : accounts[0] ?? ""));
+  const spec = COMMANDS[kind];
+  const [account, setAccount] = useState(props.account ?? (kind === "kill" ? "*" : accounts[0] ?? ""));
   const [breaker, setBreaker] = useState(props.breakers?.[0] ?? "kill_switch");
+  const [strategy, setStrategy] = useState(props.strategy ?? props.strategies?.[0] ?? "");
   const [reason, setReason] = useState("");
   const [operator, setOperator] = useState(props.operator);
   const [token, setToken] = useState(props.token);
   const [confirm, setConfirm] = useState("");
   const [sending, setSending] = useState(false);
   const [error, setError] = useState<string>();
-  const ready = confirm === word && reason.trim() !== "" && operator.trim() !== "" && token !== "" && account !== "";
+  const fields = { account, reason, operator, breaker, strategy };
+  const ready = commandReady(kind, fields, token, confirm);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -39,10 +43,7 @@ export function CommandDialog(props: Props) {
     setSending(true);
     setError(undefined);
     try {
-      const body = kill
-        ? { account, reason, operator, confirm: word }
-        : { account, breaker, reason, operator, confirm: word };
-      const accepted = await postCommand(kill ? "/api/commands/kill" : "/api/commands/reset", token, body);
+      const accepted = await postCommand(spec.path, token, commandBody(kind, fields));
       props.onCredentials(token, operator);
       onSent(accepted);
     } catch (err) {
@@ -56,18 +57,14 @@ export function CommandDialog(props: Props) {
   return (
     <div className="backdrop" role="presentation">
       <form className="dialog" role="dialog" aria-modal="true" aria-labelledby="cmd-title" onSubmit={submit}>
-        <h2 id="cmd-title" className={kill ? "danger-text" : ""}>
-          {kill ? "Kill switch: halt trading and cancel every open order" : "Reset a breaker"}
+        <h2 id="cmd-title" className={spec.danger ? "danger-text" : ""}>
+          {spec.title}
         </h2>
-        <p className="muted">
-          {kill
-            ? "The command goes on control.commands.v1 (the same path as `bot4 kill`) and into the audit table. The account stays HALTED until a person resets the kill_switch breaker."
-            : "Closing a breaker lets the risk engine recompute the trading state. The reason goes on the record."}
-        </p>
+        <p className="muted">{spec.explain}</p>
         <label>
           Account
           <select value={account} onChange={(e) => setAccount(e.target.value)} name="account">
-            {kill && <option value="*">* (every account)</option>}
+            {spec.allowsEveryAccount && <option value="*">* (every account)</option>}
             {accounts.map((a) => (
               <option key={a} value={a}>
                 {a}
@@ -75,7 +72,7 @@ export function CommandDialog(props: Props) {
             ))}
           </select>
         </label>
-        {!kill && (
+        {spec.needs === "breaker" && (
           <label>
             Breaker
             <input
@@ -87,6 +84,23 @@ export function CommandDialog(props: Props) {
             <datalist id="breaker-names">
               {(props.breakers ?? ["kill_switch", "drawdown", "daily_loss"]).map((b) => (
                 <option key={b} value={b} />
+              ))}
+            </datalist>
+          </label>
+        )}
+        {spec.needs === "strategy" && (
+          <label>
+            Strategy
+            <input
+              name="strategy"
+              list="strategy-names"
+              value={strategy}
+              onChange={(e) => setStrategy(e.target.value)}
+              maxLength={100}
+            />
+            <datalist id="strategy-names">
+              {(props.strategies ?? []).map((s) => (
+                <option key={s} value={s} />
               ))}
             </datalist>
           </label>
@@ -110,7 +124,7 @@ export function CommandDialog(props: Props) {
           />
         </label>
         <label>
-          Type <strong>{word}</strong> to confirm
+          Type <strong>{spec.word}</strong> to confirm
           <input name="confirm" value={confirm} onChange={(e) => setConfirm(e.target.value)} autoComplete="off" />
         </label>
         {error && (
@@ -122,8 +136,8 @@ export function CommandDialog(props: Props) {
           <button type="button" onClick={onClose} disabled={sending}>
             Cancel
           </button>
-          <button type="submit" className={kill ? "danger" : "primary"} disabled={!ready || sending}>
-            {sending ? "Sending…" : kill ? "Halt and cancel all" : "Reset breaker"}
+          <button type="submit" className={spec.danger ? "danger" : "primary"} disabled={!ready || sending}>
+            {sending ? "Sending…" : spec.submit}
           </button>
         </div>
       </form>
@@ -134,12 +148,22 @@ export function CommandDialog(props: Props) {
 export function CommandNotice({ accepted, onDismiss }: { accepted: CommandAccepted; onDismiss: () => void }) {
   return (
     <div className="notice" role="status" data-testid="command-notice">
-      {accepted.kind === "kill_switch" ? "Kill switch" : `Reset of ${accepted.breaker}`} for{" "}
+      {noticeTitle(accepted)} for{" "}
       <strong>{accepted.account}</strong> sent by {accepted.requested_by} at {formatUtc(accepted.ts)} on{" "}
-      {accepted.topic}; the risk state below changes when the risk engine has acted on it.{" "}
+      {accepted.topic};{" "}
+      {accepted.strategy
+        ? "the trading flow applies it to the strategy's next signals (denials: strategy_paused)."
+        : "the risk state below changes when the risk engine has acted on it."}{" "}
       <button className="link" onClick={onDismiss}>
         dismiss
       </button>
     </div>
   );
+}
+
+function noticeTitle(accepted: CommandAccepted): string {
+  if (accepted.kind === "kill_switch") return "Kill switch";
+  if (accepted.kind === "pause_strategy") return `Pause of ${accepted.strategy}`;
+  if (accepted.kind === "resume_strategy") return `Resume of ${accepted.strategy}`;
+  return `Reset of ${accepted.breaker}`;
 }

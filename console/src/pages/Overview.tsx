@@ -7,6 +7,7 @@ import {
   type Freshness,
   type Position,
   type RiskState,
+  type StrategyStatus,
 } from "../api";
 import { EquityChart } from "../components/Charts";
 import { Panel, StateBadge } from "../components/Panel";
@@ -19,13 +20,17 @@ const STALE_SECONDS = 60;
 interface Props {
   accounts: Account[];
   onReset: (account: string, breakers: string[]) => void;
+  onStrategy: (kind: "pause" | "resume", account: string, strategy: string, strategies: string[]) => void;
   commandsEnabled: boolean;
 }
 
-export function Overview({ accounts, onReset, commandsEnabled }: Props) {
+export function Overview({ accounts, onReset, onStrategy, commandsEnabled }: Props) {
   const riskVersion = useLiveVersion("risk.decisions.v1", "control.commands.v1");
   const fillsVersion = useLiveVersion("fills.v1");
   const risk = useResource<RiskState[]>("/api/risk", riskVersion);
+  // Signals are stored by their own sink and have no live event here: the fills that follow them
+  // (and every decision or command) reload the list.
+  const strategies = useResource<StrategyStatus[]>("/api/strategies", riskVersion + fillsVersion);
   const positions = useResource<Position[]>("/api/positions", fillsVersion);
   const freshness = useResource<Freshness[]>("/api/freshness", fillsVersion);
   const [chosen, setChosen] = useState<string>();
@@ -77,6 +82,61 @@ export function Overview({ accounts, onReset, commandsEnabled }: Props) {
                     {commandsEnabled && r.trading_state !== "active" && r.trading_state !== null && (
                       <button onClick={() => onReset(r.account, r.breakers.filter((b) => b.status !== "closed").map((b) => b.name))}>
                         Reset…
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Panel>
+
+      <Panel
+        title="Strategies"
+        resource={strategies}
+        testId="strategies-panel"
+        empty={(d) => (d.length ? null : "No strategy has a stored signal or a pause/resume command yet.")}
+      >
+        {(rows) => (
+          <table>
+            <thead>
+              <tr>
+                <th>Account</th>
+                <th>Strategy</th>
+                <th>Status</th>
+                <th>Last pause/resume</th>
+                <th className="num">Signals</th>
+                <th>Last signal</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((s) => (
+                <tr key={`${s.account}:${s.strategy}`} data-testid={`strategy-${s.account}-${s.strategy}`}>
+                  <td>{s.account}</td>
+                  <td>{s.strategy}</td>
+                  <td className={s.paused ? "warn" : ""}>{s.paused ? "paused" : "running"}</td>
+                  <td>
+                    {s.last_command
+                      ? `${s.last_command.kind === "pause_strategy" ? "paused" : "resumed"} by ${s.last_command.requested_by} at ${formatUtc(s.last_command.ts, false)}: ${s.last_command.reason}`
+                      : "—"}
+                  </td>
+                  <td className="num">{s.signals}</td>
+                  <td>{formatUtc(s.last_signal_at)}</td>
+                  <td>
+                    {commandsEnabled && (
+                      <button
+                        onClick={() =>
+                          onStrategy(
+                            s.paused ? "resume" : "pause",
+                            s.account,
+                            s.strategy,
+                            rows.filter((o) => o.account === s.account).map((o) => o.strategy),
+                          )
+                        }
+                      >
+                        {s.paused ? "Resume…" : "Pause…"}
                       </button>
                     )}
                   </td>

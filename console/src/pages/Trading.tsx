@@ -305,6 +305,7 @@ export function DecisionsPage({ accounts }: { accounts: string[] }) {
                   <td>
                     {c.kind}
                     {c.breaker ? ` (${c.breaker})` : ""}
+                    {c.strategy ? ` (${c.strategy})` : ""}
                   </td>
                   <td>{c.account}</td>
                   <td>{c.requested_by}</td>
