@@ -49,11 +49,12 @@ integration: install
 	@set -e; bash infra/services.sh up; trap 'bash infra/services.sh down' EXIT; \
 	$(BIN)/pytest -p no:cacheprovider -m integration $(PYTEST_ARGS)
 
-## make chaos: the fault-injection suite in full (20 kill -9 points; `make test` runs 1).
+## make chaos: the fault-injection suite in full (20 kill -9 points; `make test` runs 1; the private-broker
+## scenarios of tests/chaos/test_kafka_down.py run only here).
 chaos: install
 	@set -e; bash infra/services.sh tools; bash infra/services.sh up; \
 	trap 'bash infra/services.sh down' EXIT; \
-	BOT4_CHAOS_KILLS=20 $(BIN)/pytest -p no:cacheprovider -m chaos -s $(PYTEST_ARGS)
+	BOT4_CHAOS_KILLS=20 BOT4_CHAOS_FULL=1 $(BIN)/pytest -p no:cacheprovider -m chaos -s $(PYTEST_ARGS)
 
 services-up: install
 	bash infra/services.sh up

@@ -181,11 +181,14 @@ def run_cmd(
     Same as `python -m bytewax.run "flows.trading_run:trading_flow()"`; see docs/operations.md.
     """
     from core.errors import ConfigError
+    from flows.control import control_source
+    from flows.settings import require_live_limits
     from flows.trading_run import trading_flow
 
     settings = _settings()
     try:
-        flow = trading_flow(settings, tail=not drain)
+        flow = trading_flow(settings, tail=not drain, commands=control_source(settings, tail=not drain))
+        require_live_limits(settings)
     except ConfigError as exc:
         console.print(f"[red]trading refused: {exc}[/red]")
         raise typer.Exit(2) from None

@@ -10,7 +10,9 @@ table (who, when, why). The trading flow reads that topic and hands each command
 - Console: the authenticated command endpoints of ``bot4 serve`` (``flows.console``).
 - File: creating ``$BOT4_DATA_DIR/KILL`` (its first line, if any, is the reason) is noticed by
   :class:`KillFile` and becomes a kill switch for every account (``account="*"``), so it works
-  when nothing but a shell is left.
+  when nothing but a shell is left. :func:`control_source` is the trading flow's command input:
+  the control topic plus this file, polled by the flow itself, so the file halts trading even
+  while Kafka is down.
 - Kafka: any producer writing the v1 JSON below to ``control.commands.v1``.
 
 Wire format v1 (times in integer microseconds since the epoch, UTC)::
@@ -30,16 +32,21 @@ from __future__ import annotations
 
 import getpass
 import os
+import socket
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
 import psycopg
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from core.clock import Clock, from_epoch_us, to_epoch_us
+from core.clock import Clock, SystemClock, from_epoch_us, to_epoch_us
+from core.deadletter import DeadLetter
 from core.errors import WireFormatError
 from core.orders import KillSwitch, PauseStrategy, ResetBreaker, ResumeStrategy
-from flows.kafka_io import CheckedProducer, producer_config
+from flows.dlq import Inbound
+from flows.kafka_io import CheckedProducer, InboundKafkaSource, producer_config
 from flows.settings import Bot4Settings
 
 CONTROL_TOPIC = "control.commands.v1"
@@ -187,3 +194,71 @@ class KillFile:
         text = self.path.read_text(encoding="utf-8", errors="replace").strip()
         reason = text.splitlines()[0].strip() if text else f"kill file {self.path} present"
         return KillSwitch(ALL_ACCOUNTS, "kill-file", reason, clock.now())
+
+
+#: Seconds between two looks at the kill file while the flow follows its inputs.
+KILL_FILE_POLL_S = 0.5
+
+
+class _KillFilePartition(StatefulSourcePartition[Inbound | DeadLetter, int | None]):
+    """Polls the kill file; a new one becomes the kill command, as if it came from the topic.
+
+    The state is the modification time already fired, so a restart from a snapshot taken after
+    the kill does not fire it again, and one taken before it does (the account state restored
+    with it is not yet halted).
+    """
+
+    def __init__(self, path: Path, fired_mtime_ns: int | None, *, tail: bool, clock: Clock) -> None:
+        self._trigger = KillFile(path, fired_mtime_ns)
+        self._tail = tail
+        self._clock = clock
+        self._done = False
+
+    def next_batch(self) -> list[Inbound | DeadLetter]:
+        if self._done:
+            raise StopIteration
+        self._done = not self._tail  # drain mode: one look at start, then this input ends
+        command = self._trigger.poll(self._clock)
+        if command is None:
+            return []
+        origin = str(self._trigger.path)
+        return [Inbound(f"file:{origin}", 0, 0, command.account.encode(), encode_command(command))]
+
+    def next_awake(self) -> datetime | None:
+        return self._clock.now() + timedelta(seconds=KILL_FILE_POLL_S) if self._tail else None
+
+    def snapshot(self) -> int | None:
+        return self._trigger._fired_mtime_ns
+
+
+class ControlSource(FixedPartitionedSource[Inbound | DeadLetter, int | None]):
+    """Operator commands: the control topic's partitions and this host's kill file.
+
+    The kill file partition is named after the host, and a process lists only its own host's, so
+    on several hosts each host's ``$BOT4_DATA_DIR/KILL`` is watched (Bytewax asks each process for
+    the partitions it can reach). A kill for ``*`` halts every account wherever it runs.
+    """
+
+    def __init__(self, topic: InboundKafkaSource, kill_file: Path, *, tail: bool, clock: Clock | None = None) -> None:
+        self._topic = topic
+        self._kill_file = kill_file
+        self._tail = tail
+        self._clock = clock or SystemClock()
+        self._part = f"kill-file@{socket.gethostname()}"
+
+    def list_parts(self) -> list[str]:
+        return [*self._topic.list_parts(), self._part]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> StatefulSourcePartition[Inbound | DeadLetter, int | None]:
+        if for_part.startswith("kill-file@"):
+            return _KillFilePartition(self._kill_file, resume_state, tail=self._tail, clock=self._clock)
+        return self._topic.build_part(step_id, for_part, resume_state)  # type: ignore[return-value]
+
+
+def control_source(settings: Bot4Settings, *, tail: bool, clock: Clock | None = None) -> ControlSource:
+    """The trading flow's command input: ``control.commands.v1`` and ``$BOT4_DATA_DIR/KILL``."""
+    kafka = settings.kafka
+    topic = InboundKafkaSource(kafka, [kafka.topic(CONTROL_TOPIC)], tail=tail, clock=clock)
+    return ControlSource(topic, settings.data_dir / "KILL", tail=tail, clock=clock)

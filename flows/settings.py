@@ -245,15 +245,79 @@ class _TomlFileSource(PydanticBaseSettingsSource):
         return self._data()
 
 
+#: Words in a setting's name that mark its value as a secret (never echoed in an error).
+_SECRET_WORDS = ("key", "secret", "password", "token", "passphrase")
+
+
+def _shown_input(err: Any) -> str:
+    """What a validation error may echo of the bad value: scalars of ordinary settings only.
+
+    A secret's value is never shown, nor is the value of an unknown setting (``API_KY`` is a typo
+    of a key's name, so its value is a key), nor a whole section (it may hold the keys).
+    """
+    names = [str(p).lower() for p in err["loc"]]
+    value = err.get("input")
+    if err.get("type") == "extra_forbidden" or any(w in n for n in names for w in _SECRET_WORDS):
+        return "value hidden"
+    if not isinstance(value, str | int | float | bool) and value is not None:
+        return f"a {type(value).__name__}, not shown"
+    return f"got {value!r}"
+
+
 def load_settings(**overrides: Any) -> Bot4Settings:
-    """Build the settings or raise :class:`ConfigError` naming each bad field and why."""
+    """Build the settings or raise :class:`ConfigError` naming each bad field and why.
+
+    The error echoes a bad value only where it cannot be a secret:
+
+    >>> import os
+    >>> os.environ["BOT4_EXCHANGE__API_KY"] = "AK-not-a-real-key"
+    >>> try:
+    ...     load_settings()
+    ... except ConfigError as exc:
+    ...     print(str(exc).splitlines()[0])
+    invalid Bot4 settings: exchange.api_ky: Extra inputs are not permitted (value hidden)
+    >>> del os.environ["BOT4_EXCHANGE__API_KY"]
+    """
     try:
         return Bot4Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} ({_shown_input(err)})" for err in exc.errors()
         )
         raise ConfigError(f"invalid Bot4 settings: {problems}") from None
+
+
+#: The limits an account must set itself before real money trades: both bound, in the quote
+#: currency, what one order and the whole account can put at stake. The defaults suit paper runs.
+LIVE_REQUIRED_LIMITS = ("max_order_notional", "max_gross_exposure")
+
+
+def require_live_limits(settings: Bot4Settings) -> None:
+    """Refuse live trading unless the account's own limits are configured (not the defaults).
+
+    Checked after the venue's own refusals (the explicit setting, testnet off, both keys), so the
+    operator learns the missing pieces in that order.
+
+    >>> require_live_limits(Bot4Settings(mode="paper"))  # only live needs them
+    >>> try:
+    ...     require_live_limits(Bot4Settings(mode="live", risk={"max_order_notional": "500"}))
+    ... except ConfigError as exc:
+    ...     print(str(exc).split(";")[0])
+    live trading refused: the account's limits BOT4_RISK__MAX_GROSS_EXPOSURE are not set
+    """
+    if settings.mode != "live":
+        return
+    risk = settings.risk
+    missing = [
+        f"BOT4_RISK__{name.upper()}"
+        for name in LIVE_REQUIRED_LIMITS
+        if name not in risk.model_fields_set or getattr(risk, name) is None
+    ]
+    if missing:
+        raise ConfigError(
+            f"live trading refused: the account's limits {' and '.join(missing)} are not set; the defaults "
+            "are for paper runs and do not bound real money (set them in the quote currency)"
+        )
 
 
 def masked_dump(settings: Bot4Settings) -> dict[str, Any]:
