@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -60,6 +60,9 @@ from models.config import ModelsConfig
 from models.strategy import EmaCrossRsi, ModelStrategy, Strategy
 from risk.config import RiskLimits
 from risk.decisions import RiskDecision
+
+if TYPE_CHECKING:
+    from flows.feature_store import FeastConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MARKETS = ROOT / "data" / "markets"
@@ -125,6 +128,10 @@ class BacktestConfig:
     perturb_after: datetime | None = None
     #: Replay stored history from PostgreSQL instead of files.
     history: HistoryQuery | None = None
+    #: Push every feature vector to this Feast environment (its declarations applied first, see
+    #: :func:`flows.feature_store.apply`); the engine then computes every feature, not only the
+    #: strategies' (the store serves models too). None: no Feast.
+    feast: FeastConfig | None = None
 
     def effective_limits(self) -> RiskLimits:
         """The limits the gate runs with (see :func:`flows.trading.limits_for_bars`)."""
@@ -227,7 +234,7 @@ def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, c
         models=config.models,
         ordered=True,
         trade_from=config.trade_from,
-        features=features_for(config.strategies, config.models),
+        features=None if config.feast is not None else features_for(config.strategies, config.models),
     )
     account = AccountSetup(
         config.account,
@@ -255,6 +262,11 @@ def backtest_flow(config: BacktestConfig, into: Collected, progress: Progress, c
     op.output("collect_dlq", out.dead_letters, sink)
     op.output("collect_vectors", op.flat_map_batch("closes", out.vectors, _closes), sink)
     op.output("collect_signals", out.signals, sink)
+    if config.feast is not None:
+        from flows.feature_store import FeastPushSink
+        from flows.settings import load_settings
+
+        op.output("feast_push", out.vectors, FeastPushSink(config.feast, load_settings(), min_rows=5000))
     return flow
 
 

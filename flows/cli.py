@@ -257,9 +257,17 @@ def demo(
 
     out_console.print("\nTrading: bundled Binance 1m candles (BTC/USDT, ETH/USDT, 2021-05-16 to 05-20) through")
     out_console.print("features -> EMA(12/26) cross + RSI(14) strategy -> risk gate -> paper venue (default limits)")
-    trading = run_trading_demo(out / "trading", progress=True)
+    trading = run_trading_demo(out / "trading", progress=True, feast_dir=out / "feast")
     print_summary(trading.report_json, trading.wall_s, trading.events)
     out_console.print(f"report: {trading.report_html}")
+    from flows.demo import demo_online_features
+
+    last_bar = trading.results.equity[-1].ts
+    out_console.print(f"\nFeast (embedded: SQLite online, parquet offline, in {out / 'feast'}), online store:")
+    for online in demo_online_features(out / "feast", ("binance:BTC/USDT", "binance:ETH/USDT"), last_bar):
+        values = online.values
+        shown = ", ".join(f"{k} {values[k]:.6g}" for k in ("bar_close", "rsi_14", "ema_20") if k in values)
+        out_console.print(f"  {online.symbol}: {len(online.values)} features at {online.event_timestamp} ({shown})")
 
 
 from flows.validate_cmd import register as _register_validate  # noqa: E402

@@ -30,7 +30,10 @@ from flows.store import apply_contracts
 from risk.config import RiskLimits
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from flows.backtest import BacktestRun
+    from flows.feature_store import OnlineFeatures
 
 ROOT = Path(__file__).resolve().parents[1]
 TRADING_FILES = (
@@ -145,13 +148,27 @@ def run_demo(out_dir: Path, paths: Sequence[Path] = SAMPLE_FILES) -> dict[str, A
 
 
 def run_trading_demo(
-    out_dir: Path, paths: Sequence[Path] = TRADING_FILES, limits: RiskLimits | None = None, progress: bool = False
+    out_dir: Path,
+    paths: Sequence[Path] = TRADING_FILES,
+    limits: RiskLimits | None = None,
+    progress: bool = False,
+    feast_dir: Path | None = None,
 ) -> BacktestRun:
     """The trading flow in paper mode over the bundled candles: features, the EMA-cross strategy,
-    the risk gate with its default limits, the paper venue; report in ``out_dir``."""
+    the risk gate with its default limits, the paper venue; report in ``out_dir``. With
+    ``feast_dir``, every feature vector also goes to Feast's embedded environment there (SQLite
+    online store, parquet offline store, file registry; see :func:`demo_online_features`)."""
     from flows.backtest import BacktestConfig, run_backtest
     from flows.replay.source import ReplayFile
     from flows.trading import Mode
+
+    feast = None
+    if feast_dir is not None:
+        from flows.feature_store import FeastConfig, apply
+        from flows.settings import load_settings
+
+        feast = FeastConfig(env="local", project="bot4demo", data_dir=feast_dir, push=True)
+        apply(feast, load_settings())
 
     config = BacktestConfig(
         files=tuple(ReplayFile(p) for p in paths),
@@ -161,5 +178,16 @@ def run_trading_demo(
         bars_from="candles",
         limits=limits if limits is not None else RiskLimits(),
         mode=Mode.PAPER,
+        feast=feast,
     )
     return run_backtest(config, out_dir, progress=progress)
+
+
+def demo_online_features(feast_dir: Path, symbols: Sequence[str], now: datetime) -> list[OnlineFeatures]:
+    """What the demo left in Feast's online store: the newest vector of each instrument, read as
+    ``bot4 features online`` reads it (age measured from ``now``, the replay's last bar)."""
+    from flows.feature_store import FeastConfig, open_store, read_online
+    from flows.settings import load_settings
+
+    store = open_store(FeastConfig(env="local", project="bot4demo", data_dir=feast_dir), load_settings())
+    return [read_online(store, symbol, now) for symbol in symbols]

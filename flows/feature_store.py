@@ -213,23 +213,41 @@ def push(store: FeatureStore, vectors: Sequence[FeatureVector], env: FeastEnv) -
 
 
 class _FeastPushPartition(StatelessSinkPartition[FeatureVector]):
-    def __init__(self, config: FeastConfig, settings: Bot4Settings) -> None:
+    def __init__(self, config: FeastConfig, settings: Bot4Settings, min_rows: int) -> None:
         self._store = open_store(config, settings)
         self._env = config.env
+        self._min_rows = min_rows
+        self._pending: list[FeatureVector] = []
 
     def write_batch(self, items: list[FeatureVector]) -> None:
-        push(self._store, items, self._env)
+        self._pending.extend(items)
+        if len(self._pending) >= self._min_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        push(self._store, pending, self._env)
+
+    def close(self) -> None:
+        self._flush()
 
 
 class FeastPushSink(DynamicSink[FeatureVector]):
-    """Bytewax sink pushing each batch of vectors to Feast (one FeatureStore per worker)."""
+    """Bytewax sink pushing vectors to Feast (one FeatureStore per worker).
 
-    def __init__(self, config: FeastConfig, settings: Bot4Settings) -> None:
+    ``min_rows=1`` (live flows) pushes every batch as it comes, so the online store is as fresh as
+    the flow. A replay sets it higher: each push costs a fixed ~20 ms online and ~75 ms on the
+    local parquet history whatever its size, so a backtest pushes thousands of rows at a time, and
+    the rest when the flow ends.
+    """
+
+    def __init__(self, config: FeastConfig, settings: Bot4Settings, *, min_rows: int = 1) -> None:
         self._config = config
         self._settings = settings
+        self._min_rows = min_rows
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _FeastPushPartition:
-        return _FeastPushPartition(self._config, self._settings)
+        return _FeastPushPartition(self._config, self._settings, self._min_rows)
 
 
 # -- online read --------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from flows.execution import (
     instruction_message,
     write_execution,
 )
+from flows.feature_store import FeastConfig, FeastPushSink
 from flows.features import CANDLE_TOPICS, FEATURES_TOPIC, TRADE_TOPICS, FeatureRowSink, vectors_to_kafka
 from flows.kafka_io import CheckedKafkaSink, InboundKafkaSource, OutMessage
 from flows.metrics import ensure_server
@@ -244,8 +245,13 @@ def trading_flow(
     source: Source[Inbound | DeadLetter] | None = None,
     commands: Source[Inbound | DeadLetter] | None = None,
     batch_size: int | None = None,
+    feast: FeastConfig | None = None,
 ) -> Dataflow:
-    """Build the trading dataflow for ``settings.mode`` (``backtest`` is ``bot4 backtest``'s)."""
+    """Build the trading dataflow for ``settings.mode`` (``backtest`` is ``bot4 backtest``'s).
+
+    ``feast``: push every feature vector to Feast's online store as it is made (None: read
+    ``BOT4_FEAST_*``; pushed only if ``BOT4_FEAST_PUSH=true``), as the features flow does.
+    """
     settings = settings or load_settings()
     mode = Mode(settings.mode)
     if mode is Mode.BACKTEST:
@@ -307,6 +313,9 @@ def trading_flow(
     op.output("trading_rows", out.account, RowsSink(conninfo, write_trading_rows))
     op.output("signal_rows", out.signals, RowsSink(conninfo, write_signals))
     op.output("feature_rows", out.vectors, FeatureRowSink(conninfo))
+    feast_config = feast if feast is not None else FeastConfig.from_env()
+    if feast_config.push:
+        op.output("feast_push", out.vectors, FeastPushSink(feast_config, settings))
     scores: Stream[ScoreRecord] = op.flat_map_batch(
         "scores", out.models, lambda b: [r for r in b if isinstance(r, ScoreRecord)]
     )

@@ -54,6 +54,13 @@ def test_bot4_demo_command_prints_the_summary(tmp_path):
     assert "binance:BTC/USDT" in result.output and "9757" in result.output
     assert (tmp_path / "summary.json").exists()
     assert "total return" in result.output and (tmp_path / "trading" / "report.html").exists()
+    # Every feature vector went to Feast's embedded environment; the online store holds the
+    # newest full vector of each instrument, at its last bar.
+    from features.schema import FEATURES
+
+    assert f"binance:BTC/USDT: {len(FEATURES)} features at 2021-05-20 20:41:00+00:00" in result.output
+    assert f"binance:ETH/USDT: {len(FEATURES)} features at 2021-05-20 20:39:00+00:00" in result.output
+    assert (tmp_path / "feast" / "feature_rows_1m.parquet").stat().st_size > 100_000
 
 
 def test_the_demo_trades_the_bundled_candles_and_writes_a_report_with_the_metrics(tmp_path):

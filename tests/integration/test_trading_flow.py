@@ -23,6 +23,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from core.orders import KillSwitch
 from flows.backtest import BacktestConfig, run_backtest
 from flows.control import CONTROL_TOPIC, publish_command
+from flows.feature_store import FeastConfig, apply, open_store, read_online
+from flows.features import decode_feature_vector
 from flows.ingest import replay_flow
 from flows.models import decode_signal
 from flows.replay import read_events
@@ -77,7 +79,9 @@ def test_paper_trading_through_kafka_decides_every_signal_and_stores_what_it_pub
     settings = settings_for(prefix, pg_database, tmp_path)
     migrate(settings.postgres.conninfo())
     run_main(replay_flow([BTC_1M], settings=settings))
-    run_main(trading_flow(settings, tail=False))
+    feast = FeastConfig(env="local", project="tradingflow", data_dir=tmp_path / "feast", push=True)
+    apply(feast, settings)
+    run_main(trading_flow(settings, tail=False, feast=feast))
 
     signals = [decode_signal(v) for _, v in read_topic(kafka_bootstrap, f"{prefix}signals.v1") if v is not None]
     decisions = records(kafka_bootstrap, f"{prefix}risk.decisions.v1")
@@ -137,6 +141,15 @@ def test_paper_trading_through_kafka_decides_every_signal_and_stores_what_it_pub
         if d.kind.value == "approved"
     )
     assert backtest_orders == sorted(approved)
+
+    # Every feature vector also went to Feast: the online store serves the newest one, at the
+    # close of the capture's last bar, equal to the last vector on features.v1.
+    vectors = [decode_feature_vector(v) for _, v in read_topic(kafka_bootstrap, f"{prefix}features.v1") if v]
+    last = max(vectors, key=lambda v: v.ts_event)
+    online = read_online(open_store(feast, settings), "binance:BTC/USDT", now=last.ts_event)
+    assert online.present and online.event_timestamp == last.ts_event
+    assert online.values["bar_close"] == pytest.approx(float(last.values["bar_close"]))  # type: ignore[arg-type]
+    assert online.values["rsi_14"] == pytest.approx(float(last.values["rsi_14"]))  # type: ignore[arg-type]
 
 
 def _num(text: str) -> object:
