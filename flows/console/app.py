@@ -63,6 +63,7 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
         kwargs={"options": "-c TimeZone=UTC -c statement_timeout=15000"},
         name="bot4-console",
     )
+    books = queries.PositionBooks()  # positions: the books rebuilt from the fills, updated per request
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -149,7 +150,7 @@ def create_app(settings: Bot4Settings, *, live: bool = True, ui_dir: Path = UI_D
     def positions(account: str | None = None) -> list[schema.Position]:
         """Positions rebuilt from the stored fills, marked at the newest stored trade."""
         with connection() as conn:
-            return queries.positions(conn, account)
+            return queries.positions(conn, account, books)
 
     @app.get("/api/orders", response_model=list[schema.Order], tags=["orders"])
     def orders(

@@ -2,13 +2,17 @@
 
 Positions are not stored: they are rebuilt from the ``fills`` table by the same
 :class:`~execution.portfolio.Portfolio` the execution step keeps, and marked at the newest stored
-trade of each instrument (at the last fill price when no trade is stored).
+trade of each instrument (at the last fill price when no trade is stored). :class:`PositionBooks`
+keeps the rebuilt books between requests and applies only the fills stored since.
 """
 
 from __future__ import annotations
 
+import copy
 import re
+import threading
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -95,38 +99,90 @@ def _fill(r: dict[str, Any]) -> schema.Fill:
     )
 
 
-def positions(conn: Conn, account: str | None = None) -> list[schema.Position]:
-    where, params = _where({"account": account})
-    fills = _rows(conn, f"SELECT * FROM fills{where} ORDER BY ts_event, exchange, fill_id", params)
-    marks = _latest_trades(conn, sorted({(f["exchange"], f["symbol"]) for f in fills}))
-    books: dict[tuple[str, str], Portfolio] = {}
-    counts: dict[tuple[str, str, str], int] = defaultdict(int)
-    fees: dict[tuple[str, str, str], Decimal] = defaultdict(lambda: _ZERO)
-    for r in fills:
-        quote = split_symbol(r["symbol"])[1]
-        book = books.setdefault((r["account"], quote), Portfolio(r["account"], _ZERO, quote))
-        book.apply_fill(
-            DomainFill(
-                r["exchange"],
-                r["fill_id"],
-                r["client_order_id"],
-                r["account"],
-                r["symbol"],
-                Side(r["side"]),
-                r["price"],
-                r["amount"],
-                r["fee"],
-                r["fee_currency"] or quote,
-                Liquidity(r["liquidity"] or "taker"),
-                utc(r["ts_event"]),
+_FILL_ORDER = "ORDER BY ts_event, exchange, fill_id"
+
+
+@dataclass
+class _Books:
+    """Every account's books after ``applied`` fills, the last of them at ``last`` (the sort key)."""
+
+    books: dict[tuple[str, str], Portfolio] = field(default_factory=dict)
+    counts: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    fees: dict[tuple[str, str, str], Decimal] = field(default_factory=lambda: defaultdict(lambda: _ZERO))
+    applied: int = 0
+    last: tuple[datetime, str, str] | None = None
+
+    def apply(self, rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            quote = split_symbol(r["symbol"])[1]
+            book = self.books.setdefault((r["account"], quote), Portfolio(r["account"], _ZERO, quote))
+            book.apply_fill(
+                DomainFill(
+                    r["exchange"],
+                    r["fill_id"],
+                    r["client_order_id"],
+                    r["account"],
+                    r["symbol"],
+                    Side(r["side"]),
+                    r["price"],
+                    r["amount"],
+                    r["fee"],
+                    r["fee_currency"] or quote,
+                    Liquidity(r["liquidity"] or "taker"),
+                    utc(r["ts_event"]),
+                )
             )
-        )
-        key = (r["account"], r["exchange"], r["symbol"])
-        counts[key] += 1
-        fee = r["fee"] if (r["fee_currency"] or quote) == quote else r["fee"] * r["price"]
-        fees[key] += fee
+            key = (r["account"], r["exchange"], r["symbol"])
+            self.counts[key] += 1
+            self.fees[key] += r["fee"] if (r["fee_currency"] or quote) == quote else r["fee"] * r["price"]
+            self.last = (r["ts_event"], r["exchange"], r["fill_id"])
+        self.applied += len(rows)
+
+
+class PositionBooks:
+    """The books rebuilt from the stored fills, kept between requests.
+
+    Fills are append-only (natural keys, ``ON CONFLICT DO NOTHING``), so a request reads only the
+    fills sorted after the last one applied, and checks that the count adds up: a fill stored late
+    with an older time (or anything else that breaks the count) makes it rebuild from every fill.
+    With 100k orders this turns the positions read from a replay of every fill per request into a
+    count and an index range scan (benchmarks/bench_console.py).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = _Books()
+
+    def current(self, conn: Conn) -> _Books:
+        """A private copy of the books up to date with the ``fills`` table (safe to mark)."""
+        with self._lock:
+            total = conn.execute("SELECT count(*) FROM fills").fetchone()
+            stored = int(total[0]) if total else 0
+            state = self._state
+            if state.last is not None and stored >= state.applied:
+                newer = _rows(
+                    conn,
+                    f"SELECT * FROM fills WHERE (ts_event, exchange, fill_id) > (%s, %s, %s) {_FILL_ORDER}",
+                    state.last,
+                )
+                if state.applied + len(newer) == stored:
+                    state.apply(newer)
+                    return copy.deepcopy(state)
+            state = _Books()
+            state.apply(_rows(conn, f"SELECT * FROM fills {_FILL_ORDER}"))
+            self._state = state
+            return copy.deepcopy(state)
+
+
+def positions(conn: Conn, account: str | None = None, books: PositionBooks | None = None) -> list[schema.Position]:
+    """Positions per account and instrument (``books`` keeps the rebuilt books between calls)."""
+    state = (books or PositionBooks()).current(conn)
+    chosen = {k: b for k, b in state.books.items() if account is None or k[0] == account}
+    marks = _latest_trades(
+        conn, sorted({(h.exchange, h.symbol) for b in chosen.values() for h in b.holdings().values()})
+    )
     out: list[schema.Position] = []
-    for (acct, quote), book in sorted(books.items()):
+    for (acct, quote), book in sorted(chosen.items()):
         for holding in book.holdings().values():
             mark_row = marks.get((holding.exchange, holding.symbol))
             if mark_row is not None:
@@ -149,8 +205,8 @@ def positions(conn: Conn, account: str | None = None) -> list[schema.Position]:
                     notional=dec(holding.amount * holding.mark),
                     realized_pnl=dec(holding.realized_pnl),
                     unrealized_pnl=dec(holding.unrealized_pnl),
-                    fees=dec(fees[key]),
-                    fills=counts[key],
+                    fees=dec(state.fees[key]),
+                    fills=state.counts[key],
                 )
             )
     return out

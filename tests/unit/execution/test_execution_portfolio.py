@@ -174,3 +174,31 @@ def test_view_gives_the_gate_equity_open_positions_at_marks_and_open_orders() ->
     assert list(view.positions) == ["binance:BTC/USDT"]
     assert view.exposure("binance:BTC/USDT").long_worst == d(3)
     assert view.has_order("b4-9")
+
+
+def test_thousands_of_real_partial_closes_keep_the_basis_within_the_quantum_and_never_trap() -> None:
+    # Real BTC/USDT 1m closes, about 100 USDT per fill, buy on an up candle and sell on a down one,
+    # the day replayed twice: exact quotients by positions made of 2s and 5s once piled up digits in
+    # the basis until a sum needed more than 80 (Inexact trapped at fill 7,860; the console's
+    # positions then answered 500).
+    from pathlib import Path
+
+    from core.events import Candle
+    from flows.replay import read_events
+
+    path = Path(__file__).resolve().parents[3] / "data" / "sample" / "binance-1m-2021" / "BTC_USDT-1m.json"
+    candles = [e for e in read_events(path) if isinstance(e, Candle)]
+    pf = Portfolio(ACCOUNT, d(0))
+    n = 0
+    for _ in range(2):
+        for c in candles:
+            side = Side.BUY if c.close >= c.open else Side.SELL
+            pf.apply_fill(fill(side, c.close, (100 / c.close).quantize(d("0.00001")), n=n))
+            n += 1
+    h = pf.holdings()["binance:BTC/USDT"]
+    assert n == 2 * len(candles) > 14_000
+    assert h.cost_basis.as_tuple().exponent >= -18
+    with localcontext() as ctx:
+        ctx.prec = 100
+        ctx.traps[Inexact] = True
+        assert pf.cash + h.amount * candles[-1].close == pf.realized_pnl + pf.unrealized_pnl - pf.fees
