@@ -45,7 +45,6 @@ from typing import Any
 
 import bytewax.operators as op
 import orjson
-import psycopg
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 from prometheus_client import Gauge
@@ -62,6 +61,7 @@ from execution.portfolio import Portfolio
 from execution.venue import VenueCapabilities
 from flows.kafka_io import OutMessage
 from flows.metrics import EVENTS
+from flows.pg_sink import Target, connected
 from flows.risk_step import ORDERS_TOPIC, PortfolioUpdate
 from risk.decisions import approved_order_from_record
 
@@ -359,12 +359,12 @@ def execution_message(record: OrderEvent | Fill, prefix: str = "") -> OutMessage
     return OutMessage(prefix + FILLS_TOPIC, record.account.encode(), orjson.dumps(body))
 
 
-def write_execution(conninfo: str, items: Sequence[ExecOutput]) -> None:
+def write_execution(target: Target, items: Sequence[ExecOutput]) -> None:
     """Store orders, order events and fills idempotently (natural keys; replays add nothing)."""
     placed = [i.order for i in items if isinstance(i, OrderPlaced)]
     events = [i for i in items if isinstance(i, OrderEvent)]
     fills = [i for i in items if isinstance(i, Fill)]
-    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+    with connected(target) as conn, conn.cursor() as cur:
         if placed:
             cur.executemany(
                 "INSERT INTO orders (client_order_id, account, strategy, exchange, symbol, side, order_type, amount,"

@@ -44,10 +44,10 @@ from flows.execution import (
 from flows.features import CANDLE_TOPICS, TRADE_TOPICS
 from flows.kafka_io import CheckedKafkaSink, InboundKafkaSource, OutMessage
 from flows.metrics import ensure_server
+from flows.pg_sink import RowsSink
 from flows.risk_step import ORDERS_TOPIC
 from flows.settings import Bot4Settings, load_settings
 from flows.store import REFUSED_KEY, decode_batch
-from flows.trading_run import RowsSink
 
 STAGE = "execution"
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import time
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,11 +37,9 @@ from typing import Any
 
 import bytewax.operators as op
 import orjson
-import psycopg
 from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from prometheus_client import Counter, Gauge
 
 from core.clock import Clock, SystemClock, from_epoch_us, to_epoch_us
@@ -55,6 +52,7 @@ from flows.dlq import Inbound, dead_letter, to_kafka
 from flows.features import FEATURES_TOPIC, decode_feature_vector, encode_feature_vector
 from flows.kafka_io import CheckedKafkaSink, InboundKafkaSource, OutMessage
 from flows.metrics import DEAD_LETTERS, EVENTS
+from flows.pg_sink import RowsSink, Target, connected
 from flows.settings import Bot4Settings, load_settings
 from models.config import ModelsConfig
 from models.engine import InstrumentModels, ModelsOutput, RejectedVector, finite_or_none
@@ -358,52 +356,16 @@ def drift_row(e: DriftEvent) -> tuple[Any, ...]:
     return (e.model, e.model_version, e.key, e.ts_event, e.detector, e.n_labels, e.action, e.detail)
 
 
-def write_rows(
-    conninfo: str, sql: str, rows: Sequence[tuple[Any, ...]], *, attempts: int = 5, backoff_s: float = 0.5
-) -> None:
-    """Insert ``rows`` idempotently; a lost connection is retried (safe: the insert is idempotent)."""
-    if not rows:
-        return
-    delay = backoff_s
-    for attempt in range(1, attempts + 1):
-        try:
-            with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
-                cur.executemany(sql, rows)
-            return
-        except psycopg.OperationalError as exc:
-            if attempt == attempts:
-                raise
-            log.warning("model rows write failed (attempt %d): %s; retrying in %.1fs", attempt, exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+def write_scores(target: Target, scores: Sequence[ScoreRecord]) -> None:
+    """``model_scores`` rows, idempotently (natural key; a replay adds nothing)."""
+    with connected(target) as conn, conn.cursor() as cur:
+        cur.executemany(_SCORE_SQL, [score_row(s) for s in scores])
 
 
-class _RowPartition(StatelessSinkPartition[Any]):
-    def __init__(self, conninfo: str, sql: str, to_row: Callable[[Any], tuple[Any, ...]]) -> None:
-        self._conninfo, self._sql, self._to_row = conninfo, sql, to_row
-
-    def write_batch(self, items: list[Any]) -> None:
-        write_rows(self._conninfo, self._sql, [self._to_row(i) for i in items])
-
-
-class ModelScoreSink(DynamicSink[ScoreRecord]):
-    """Bytewax sink into ``model_scores`` (sql/0006)."""
-
-    def __init__(self, conninfo: str) -> None:
-        self._conninfo = conninfo
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RowPartition:
-        return _RowPartition(self._conninfo, _SCORE_SQL, score_row)
-
-
-class DriftEventSink(DynamicSink[DriftEvent]):
-    """Bytewax sink into ``model_drift_events`` (sql/0006)."""
-
-    def __init__(self, conninfo: str) -> None:
-        self._conninfo = conninfo
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RowPartition:
-        return _RowPartition(self._conninfo, _DRIFT_SQL, drift_row)
+def write_drift(target: Target, events: Sequence[DriftEvent]) -> None:
+    """``model_drift_events`` rows, idempotently."""
+    with connected(target) as conn, conn.cursor() as cur:
+        cur.executemany(_DRIFT_SQL, [drift_row(e) for e in events])
 
 
 # -- the standalone flow -----------------------------------------------------------------------------
@@ -487,6 +449,6 @@ def models_flow(
     )
     op.output("kafka_out", messages, CheckedKafkaSink(settings.kafka))
     conninfo = settings.postgres.conninfo()
-    op.output("model_scores", out.scores, ModelScoreSink(conninfo))
-    op.output("model_drift", out.drift, DriftEventSink(conninfo))
+    op.output("model_scores", out.scores, RowsSink(conninfo, write_scores))
+    op.output("model_drift", out.drift, RowsSink(conninfo, write_drift))
     return flow

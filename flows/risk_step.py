@@ -21,10 +21,8 @@ from typing import Any
 
 import bytewax.operators as op
 import orjson
-import psycopg
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from prometheus_client import Counter
 from psycopg.types.json import Jsonb
 
@@ -33,6 +31,7 @@ from core.orders import ApprovedOrder, DenialReason, KillSwitch, OrderDenied, Or
 from flows.control import ALL_ACCOUNTS
 from flows.kafka_io import OutMessage
 from flows.metrics import EVENTS
+from flows.pg_sink import Target, connected
 from risk.config import RiskLimits
 from risk.decisions import TOPIC as DECISIONS_TOPIC
 from risk.decisions import RiskDecision, approved_order_record, record
@@ -202,29 +201,11 @@ def _row(decision: RiskDecision) -> tuple[Any, ...]:
     )
 
 
-def write_decisions(conninfo: str, decisions: Sequence[RiskDecision]) -> None:
+def write_decisions(target: Target, decisions: Sequence[RiskDecision]) -> None:
     """Insert decisions idempotently (a replayed decision has the same id and time)."""
-    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+    with connected(target) as conn, conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO risk_decisions (decision_id, account, client_order_id, kind, trading_state, reasons, "
             "detail, ts_event) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             [_row(d) for d in decisions],
         )
-
-
-class _DecisionPartition(StatelessSinkPartition[RiskDecision]):
-    def __init__(self, conninfo: str) -> None:
-        self._conninfo = conninfo
-
-    def write_batch(self, items: list[RiskDecision]) -> None:
-        write_decisions(self._conninfo, items)
-
-
-class RiskDecisionSink(DynamicSink[RiskDecision]):
-    """Bytewax sink into the ``risk_decisions`` table."""
-
-    def __init__(self, conninfo: str) -> None:
-        self._conninfo = conninfo
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DecisionPartition:
-        return _DecisionPartition(self._conninfo)

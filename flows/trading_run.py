@@ -26,10 +26,8 @@ from typing import Any
 
 import bytewax.operators as op
 import orjson
-import psycopg
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from core.clock import Clock, SystemClock
 from core.deadletter import DeadLetter
@@ -54,8 +52,9 @@ from flows.feature_store import FeastConfig, FeastPushSink
 from flows.features import CANDLE_TOPICS, FEATURES_TOPIC, TRADE_TOPICS, FeatureRowSink, vectors_to_kafka
 from flows.kafka_io import CheckedKafkaSink, InboundKafkaSource, OutMessage
 from flows.metrics import ensure_server
-from flows.models import DriftEventSink, ModelScoreSink, encode_signal
-from flows.risk_step import RiskDecisionSink, decision_message, order_message
+from flows.models import encode_signal, write_drift, write_scores
+from flows.pg_sink import RowsSink, Target, connected
+from flows.risk_step import decision_message, order_message, write_decisions
 from flows.settings import Bot4Settings, load_settings
 from flows.store import REFUSED_KEY, decode_batch
 from flows.trading import (
@@ -162,14 +161,14 @@ def _messages(batch: list[Any], prefix: str) -> list[OutMessage]:
     return out
 
 
-def write_trading_rows(conninfo: str, items: Sequence[Any]) -> None:
+def write_trading_rows(target: Target, items: Sequence[Any]) -> None:
     """Orders, order events, fills (through the execution writer) and equity samples, idempotently."""
     execution = [i for i in items if isinstance(i, OrderPlaced | OrderEvent | Fill)]
     if execution:
-        write_execution(conninfo, execution)
+        write_execution(target, execution)
     samples = [i for i in items if isinstance(i, EquitySample)]
     if samples:
-        with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+        with connected(target) as conn, conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO equity (account, ts_event, equity, cash, gross_exposure, net_exposure, realized_pnl,"
                 " unrealized_pnl, peak_equity, drawdown) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -192,9 +191,9 @@ def write_trading_rows(conninfo: str, items: Sequence[Any]) -> None:
             )
 
 
-def write_signals(conninfo: str, signals: Sequence[Signal]) -> None:
+def write_signals(target: Target, signals: Sequence[Signal]) -> None:
     """The ``signals`` table (natural key strategy, instrument, time: a replay adds nothing)."""
-    with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
+    with connected(target) as conn, conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO signals (strategy, account, exchange, symbol, side, strength, confidence, model_version,"
             " reasons, ts_event) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -214,27 +213,6 @@ def write_signals(conninfo: str, signals: Sequence[Signal]) -> None:
                 for s in signals
             ],
         )
-
-
-class _RowsPartition(StatelessSinkPartition[Any]):
-    def __init__(self, conninfo: str, writer: Any) -> None:
-        self._conninfo = conninfo
-        self._writer = writer
-
-    def write_batch(self, items: list[Any]) -> None:
-        if items:
-            self._writer(self._conninfo, items)
-
-
-class RowsSink(DynamicSink[Any]):
-    """A PostgreSQL sink around one of the idempotent writers above."""
-
-    def __init__(self, conninfo: str, writer: Any) -> None:
-        self._conninfo = conninfo
-        self._writer = writer
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RowsPartition:
-        return _RowsPartition(self._conninfo, self._writer)
 
 
 def trading_flow(
@@ -309,7 +287,7 @@ def trading_flow(
     decisions: Stream[RiskDecision] = op.flat_map_batch(
         "decisions", out.account, lambda b: [r for r in b if isinstance(r, RiskDecision)]
     )
-    op.output("decision_rows", decisions, RiskDecisionSink(conninfo))
+    op.output("decision_rows", decisions, RowsSink(conninfo, write_decisions))
     op.output("trading_rows", out.account, RowsSink(conninfo, write_trading_rows))
     op.output("signal_rows", out.signals, RowsSink(conninfo, write_signals))
     op.output("feature_rows", out.vectors, FeatureRowSink(conninfo))
@@ -322,6 +300,6 @@ def trading_flow(
     drift: Stream[DriftEvent] = op.flat_map_batch(
         "drift", out.models, lambda b: [r for r in b if isinstance(r, DriftEvent)]
     )
-    op.output("model_scores", scores, ModelScoreSink(conninfo))
-    op.output("drift_events", drift, DriftEventSink(conninfo))
+    op.output("model_scores", scores, RowsSink(conninfo, write_scores))
+    op.output("drift_events", drift, RowsSink(conninfo, write_drift))
     return flow

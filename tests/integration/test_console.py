@@ -173,40 +173,38 @@ def write_model_scores(conninfo: str, bars: int = 300) -> list[tuple[Any, ...]]:
     from itertools import islice, pairwise
 
     from core.events import Candle
-    from flows.models import _SCORE_SQL, score_row, write_rows
+    from flows.models import score_row, write_scores
     from flows.replay import read_events
     from models.records import ScoreRecord
     from models.scoring import PrequentialScores
 
     closes = [(e.ts_event, e.close) for e in islice(read_events(BTC_1M), bars) if isinstance(e, Candle)]
     scores = PrequentialScores(window=50)
-    ups, out = 0, []
+    ups, records = 0, []
     for n, ((_, a), (ts, b)) in enumerate(pairwise(closes), start=1):
         up = b > a
         scores.update(min(max(ups / (n - 1) if n > 1 else 0.5, 0.01), 0.99), up)
         ups += up
-        out.append(
-            score_row(
-                ScoreRecord(
-                    "base_rate",
-                    "base_rate:v1",
-                    "binance:BTC/USDT",
-                    ts,
-                    n,
-                    50,
-                    scores.log_loss(),
-                    scores.roc_auc(),
-                    scores.accuracy(),
-                    scores.brier(),
-                    scores.rolling_log_loss(),
-                    scores.rolling_roc_auc(),
-                    scores.rolling_accuracy(),
-                    scores.rolling_brier(),
-                )
+        records.append(
+            ScoreRecord(
+                "base_rate",
+                "base_rate:v1",
+                "binance:BTC/USDT",
+                ts,
+                n,
+                50,
+                scores.log_loss(),
+                scores.roc_auc(),
+                scores.accuracy(),
+                scores.brier(),
+                scores.rolling_log_loss(),
+                scores.rolling_roc_auc(),
+                scores.rolling_accuracy(),
+                scores.rolling_brier(),
             )
         )
-    write_rows(conninfo, _SCORE_SQL, out)
-    return out
+    write_scores(conninfo, records)
+    return [score_row(r) for r in records]
 
 
 class Served:
