@@ -234,7 +234,7 @@ def validate(
         dialect = _dialect(engine)
         target = engine.url.render_as_string(hide_password=True)
         plans = {t: _days(engine, SUITES[t].spec, dialect, symbol=symbol, start=start, end=end) for t in tables}
-        results = _run_batches(url, dialect, plans, symbol, show_progress)
+        results = _run_batches(url, dialect, plans, symbol, show_progress, now=started_at)
         finished_at = clock.now()
         run = ValidationRun(
             run_id, dialect, target, symbol, start, end, started_at, finished_at, results, out_dir=out_dir
@@ -286,6 +286,10 @@ def _filters(spec: TableSpec, dialect: Dialect, symbol: str | None, lo: datetime
     return " AND ".join(parts)
 
 
+#: The values a day's rows take in the table's ``scan_prefix`` columns.
+Prefixes = tuple[tuple[Any, ...], ...]
+
+
 def _days(
     engine: Engine,
     spec: TableSpec,
@@ -294,25 +298,52 @@ def _days(
     symbol: str | None,
     start: datetime | None,
     end: datetime | None,
-) -> list[date] | None:
-    """The UTC days holding rows (None when the store has no such table)."""
+) -> dict[date, Prefixes] | None:
+    """The UTC days holding rows, each with its ``scan_prefix`` values (None: no such table).
+
+    One pass over the table (the range's rows) plans the whole run; the prefixes are only
+    collected on PostgreSQL, where they are key columns and so never null.
+    """
     import sqlalchemy as sa
 
     if not sa.inspect(engine).has_table(spec.table):
         return None
     col = spec.time_column
     day = f"substr({col}, 1, 10)" if dialect == "sqlite" else f"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-    sql = f"SELECT DISTINCT {day} FROM {spec.table} WHERE {_filters(spec, dialect, symbol, start, end)} ORDER BY 1"
+    prefix = spec.scan_prefix if dialect == "postgresql" else ()
+    columns = ", ".join((day, *prefix))
+    sql = f"SELECT DISTINCT {columns} FROM {spec.table} WHERE {_filters(spec, dialect, symbol, start, end)} ORDER BY 1"
+    plan: dict[date, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
-        return [date.fromisoformat(row[0]) for row in conn.execute(sa.text(sql))]
+        for row in conn.execute(sa.text(sql)):
+            plan.setdefault(date.fromisoformat(row[0]), []).append(tuple(row[1:]))
+    return {d: tuple(p) if prefix else () for d, p in plan.items()}
+
+
+def _sql_literal(value: Any) -> str:
+    """A key value as SQL text: integers as they are, anything else as a quoted string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _prefix_filter(spec: TableSpec, prefixes: Prefixes) -> str:
+    """``(exchange, symbol) IN (('binance', 'BTC/USDT'), ...)``: the day's key prefixes, so the
+    planner can read the day through the primary key instead of scanning the table."""
+    if not prefixes:
+        return "1 = 1"
+    values = ", ".join("(" + ", ".join(_sql_literal(v) for v in p) + ")" for p in prefixes)
+    return f"({', '.join(spec.scan_prefix)}) IN ({values})"
 
 
 def _run_batches(
     url: str,
     dialect: Dialect,
-    plans: dict[str, list[date] | None],
+    plans: dict[str, dict[date, Prefixes] | None],
     symbol: str | None,
     show_progress: bool,
+    *,
+    now: datetime,
 ) -> tuple[TableResult, ...]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -333,7 +364,7 @@ def _run_batches(
     )
     try:
         with progress:
-            _validate_plans(datasource, dialect, plans, symbol, progress=progress, results=results)
+            _validate_plans(datasource, dialect, plans, symbol, now, progress=progress, results=results)
     finally:
         _close(datasource.get_execution_engine())
     return tuple(results)
@@ -352,8 +383,9 @@ def _close(execution_engine: Any) -> None:
 def _validate_plans(
     datasource: Any,
     dialect: Dialect,
-    plans: dict[str, list[date] | None],
+    plans: dict[str, dict[date, Prefixes] | None],
     symbol: str | None,
+    now: datetime,
     *,
     progress: Progress,
     results: list[TableResult],
@@ -367,9 +399,9 @@ def _validate_plans(
         progress.update(task, description=f"{table} schema")
         batches = [_schema_batch(datasource, spec, dialect)]
         progress.advance(task)
-        for day in days:
+        for day, prefixes in days.items():
             progress.update(task, description=f"{table} {day.isoformat()}")
-            batches.append(_day_batch(datasource, table, dialect, day, symbol))
+            batches.append(_day_batch(datasource, table, dialect, day, symbol, prefixes=prefixes, now=now))
             progress.advance(task)
         ok = all(b.success for b in batches)
         results.append(TableResult(table, "passed" if ok else "failed", tuple(batches)))
@@ -400,12 +432,22 @@ def _schema_batch(datasource: Any, spec: TableSpec, dialect: Dialect) -> BatchRe
     return BatchResult(spec.table, "schema", 0, checks, time.monotonic() - started)
 
 
-def _day_batch(datasource: Any, table: str, dialect: Dialect, day: date, symbol: str | None) -> BatchResult:
+def _day_batch(
+    datasource: Any,
+    table: str,
+    dialect: Dialect,
+    day: date,
+    symbol: str | None,
+    *,
+    prefixes: Prefixes = (),
+    now: datetime | None = None,
+) -> BatchResult:
     started = time.monotonic()
     entry = SUITES[table]
     lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    window = Window(dialect, lo, lo + timedelta(days=1), symbol)
-    query = f"SELECT * FROM {table} WHERE {_filters(entry.spec, dialect, symbol, window.start, window.end)}"
+    window = Window(dialect, lo, lo + timedelta(days=1), symbol, at=now)
+    where = _filters(entry.spec, dialect, symbol, window.start, window.end)
+    query = f"SELECT * FROM {table} WHERE {where} AND {_prefix_filter(entry.spec, prefixes)}"
     asset = datasource.add_query_asset(f"{table}_{day:%Y%m%d}", query=query)
     batch = asset.add_batch_definition_whole_table(day.isoformat()).get_batch()
     suite: ExpectationSuite = entry.build(window)

@@ -4,8 +4,8 @@
 ``build(window)`` (the suite for one day's batch). The schema suite (columns and types) is shared:
 :func:`~quality.suites._spec.schema_suite`.
 
->>> sorted(SUITES)[:3]
-['equity', 'features', 'fills']
+>>> sorted(SUITES)[:4]
+['equity', 'feature_rows', 'features', 'fills']
 >>> SUITES["md_trades"].spec.key
 ('exchange', 'symbol', 'trade_id')
 """
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from quality.suites import (
     equity,
+    feature_rows,
     features,
     fills,
     md_book_deltas,
@@ -50,6 +51,7 @@ SUITES: dict[str, TableSuite] = {
         md_book_deltas,
         md_candles,
         features,
+        feature_rows,
         signals,
         risk_decisions,
         orders,

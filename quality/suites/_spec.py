@@ -78,6 +78,10 @@ class TableSpec:
     time_column: str
     #: The instrument column a ``--symbol`` filter applies to (None: the table has none).
     symbol_column: str | None = "symbol"
+    #: The PostgreSQL primary key's columns before ``time_column``. A day's batch names the values
+    #: they take that day, so PostgreSQL reads the day through the key's index; a bare time range
+    #: on a plain (non-Timescale) table is a scan of the whole table for every query of every day.
+    scan_prefix: tuple[str, ...] = ()
 
     def columns_for(self, dialect: Dialect) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if dialect == "postgresql" or not c.postgres_only)
@@ -92,6 +96,13 @@ class Window:
     end: datetime
     symbol: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: When the run started (its injected clock): checks of what "should have happened by now"
+    #: (an approved order reaching a terminal state) judge against it. None: the window's end.
+    at: datetime | None = None
+
+    @property
+    def now(self) -> datetime:
+        return self.at if self.at is not None else self.end
 
     def literal(self, when: datetime) -> str:
         """``when`` as a SQL literal comparable with the stored time column on this backend."""
@@ -189,9 +200,13 @@ def not_null(spec: TableSpec, dialect: Dialect) -> list[Expectation]:
 
 
 def unique_key(columns: tuple[str, ...], check: str = "natural_key_unique") -> Expectation:
-    expectation: Expectation = expectations().ExpectCompoundColumnsToBeUnique(
-        column_list=list(columns), meta={"check": check}
-    )
+    """One row per key value; GE's compound expectation refuses a one-column key (the orders and
+    risk decisions tables), which takes the column expectation instead."""
+    gxe = expectations()
+    if len(columns) == 1:
+        single: Expectation = gxe.ExpectColumnValuesToBeUnique(column=columns[0], meta={"check": check})
+        return single
+    expectation: Expectation = gxe.ExpectCompoundColumnsToBeUnique(column_list=list(columns), meta={"check": check})
     return expectation
 
 

@@ -22,6 +22,7 @@ SPEC = TableSpec(
     ),
     key=("exchange", "symbol", "timeframe", "schema_version", "ts_event"),
     time_column="ts_event",
+    scan_prefix=("exchange", "symbol", "timeframe", "schema_version"),
 )
 
 

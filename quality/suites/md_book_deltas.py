@@ -35,6 +35,7 @@ SPEC = TableSpec(
     ),
     key=("exchange", "symbol", "ts_event", "sequence"),
     time_column="ts_event",
+    scan_prefix=("exchange", "symbol"),
 )
 
 

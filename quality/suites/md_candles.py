@@ -38,6 +38,7 @@ SPEC = TableSpec(
     ),
     key=("exchange", "symbol", "timeframe", "ts_event"),
     time_column="ts_event",
+    scan_prefix=("exchange", "symbol", "timeframe"),
 )
 
 #: Relative tolerance of the bar reconciliation: exact decimals in PostgreSQL, but candle files

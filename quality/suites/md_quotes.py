@@ -37,6 +37,7 @@ SPEC = TableSpec(
     ),
     key=("exchange", "symbol", "ts_event", "sequence"),
     time_column="ts_event",
+    scan_prefix=("exchange", "symbol"),
 )
 
 

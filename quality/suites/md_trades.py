@@ -38,6 +38,7 @@ SPEC = TableSpec(
     # a hypertable needs its time column in every unique index.
     key=("exchange", "symbol", "trade_id"),
     time_column="ts_event",
+    scan_prefix=("exchange", "symbol"),
 )
 
 

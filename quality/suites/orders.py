@@ -1,9 +1,15 @@
-"""orders: approved order intents and their latest state."""
+"""orders: approved order intents and their latest state.
+
+A ``filled`` order's fills (of any day) add up to exactly its amount; the fills suite checks the
+other side, that no order is filled beyond its amount. Decimal columns in PostgreSQL, so the
+sums are exact.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.fills import OrderStatus
 from core.orders import OrderType
 from quality.suites._spec import (
     Column,
@@ -12,6 +18,7 @@ from quality.suites._spec import (
     finite_positive,
     in_set,
     not_null,
+    query_rows,
     rows_where,
     suite_of,
     unique_key,
@@ -43,7 +50,8 @@ SPEC = TableSpec(
 
 
 def build(window: Window) -> ExpectationSuite:
-    """Not-null, side and type, finite positive amount and limit price, limit orders priced, times."""
+    """Not-null, side and type, finite positive amount and limit price, limit orders priced, times,
+    filled orders' fills summing to their amount."""
     d = window.dialect
     return suite_of(
         "orders",
@@ -58,5 +66,13 @@ def build(window: Window) -> ExpectationSuite:
             ),
             rows_where("ts_updated < ts_created", "updated_after_created", "ts_updated >= ts_created"),
             unique_key(SPEC.key),
+            query_rows(
+                "SELECT o.client_order_id, o.amount, coalesce(sum(f.amount), 0) AS filled FROM {batch} AS o "
+                "LEFT JOIN fills AS f ON f.client_order_id = o.client_order_id "
+                f"WHERE o.status = '{OrderStatus.FILLED.value}' GROUP BY o.client_order_id, o.amount "
+                "HAVING coalesce(sum(f.amount), 0) <> o.amount",
+                "filled_order_fills_sum_to_amount",
+                "the fills of a filled order sum to exactly the order's amount",
+            ),
         ],
     )
