@@ -9,6 +9,15 @@ Every flow process serves, on 127.0.0.1 and its own port:
   :func:`mark_ready` (e.g. a Kafka source after its first successful fetch), else 503 naming the
   ones still waiting.
 
+Bytewax's own metrics come through the same ``/metrics``: Bytewax 0.21 keeps them (per step:
+items in and out, batch sizes, durations of ``next_batch``, mappers, ``on_batch``, ``write_batch``,
+snapshots) in its Rust runtime and serves them only on its "dataflow API" web server, which
+``cli_main`` (``bot4 run``, ``python -m bytewax.run``) starts when ``BYTEWAX_DATAFLOW_API_ENABLED``
+is set, on ``BYTEWAX_DATAFLOW_API_PORT`` (default 3030). :func:`ensure_server` turns it on, on a
+free port, and :class:`BytewaxMetricsCollector` re-exposes its ``bytewax_*`` families at scrape
+time (that server also appends this process's Python registry, which would be scraped twice).
+``run_main`` (tests, backtests) starts no such server: there are no ``bytewax_*`` series then.
+
 :func:`ensure_server` starts it once per process; when the configured port is taken (several
 flow processes on one host) it tries the next ports and logs which one it bound.
 
@@ -24,15 +33,21 @@ own a domain (risk gate, execution, portfolio) set the risk, order and PnL metri
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -170,6 +185,119 @@ class ValidationSummaryCollector(Collector):
 VALIDATION_FAILED = ValidationSummaryCollector()
 REGISTRY.register(VALIDATION_FAILED)
 
+
+class BytewaxMetricsCollector(Collector):
+    """Bytewax's own ``bytewax_*`` metrics, read from its dataflow API server at scrape time.
+
+    Labels as Bytewax sets them (``step_id``, ``worker_index``: bounded by the dataflow's steps and
+    workers) minus ``otel_scope_name``, which is always ``bytewax``. ``bot4_bytewax_metrics_up``
+    says whether the last read worked (0 before ``cli_main`` has started the server, or after it
+    stopped); nothing at all while no port is watched, or outside a scrape of our endpoint.
+    """
+
+    UP = "bot4_bytewax_metrics_up"
+    UP_HELP = "1 when Bytewax's own metrics endpoint answered the last scrape, 0 when it did not."
+    TIMEOUT_S = 1.0
+
+    def __init__(self) -> None:
+        self._port: int | None = None
+        self._serving = threading.local()
+
+    @property
+    def port(self) -> int | None:
+        return self._port
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Mark this thread as answering a scrape of our endpoint: only then is Bytewax read.
+
+        Bytewax's server builds its answer by calling this process's Python registry from its
+        own thread; reading Bytewax from there would ask it again, recursively, until timeouts.
+        """
+        self._serving.active = True
+        try:
+            yield
+        finally:
+            self._serving.active = False
+
+    def watch(self, port: int | None) -> None:
+        self._port = port
+
+    def describe(self) -> Iterator[Metric]:
+        # The families are Bytewax's to define; an empty description keeps registration from
+        # calling collect() (and the HTTP read) once at import.
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        port = self._port
+        if port is None or not getattr(self._serving, "active", False):
+            return
+        up = GaugeMetricFamily(self.UP, self.UP_HELP)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=self.TIMEOUT_S) as response:
+                text = response.read().decode("utf-8")
+        except OSError:
+            up.add_metric([], 0.0)
+            yield up
+            return
+        up.add_metric([], 1.0)
+        yield up
+        for family in text_string_to_metric_families(text):
+            if not family.name.startswith("bytewax_"):
+                continue  # the Python registry (ours) and OpenTelemetry's scope and target info
+            family.samples = [
+                s._replace(labels={k: v for k, v in s.labels.items() if k != "otel_scope_name"}) for s in family.samples
+            ]
+            yield family
+
+
+BYTEWAX = BytewaxMetricsCollector()
+REGISTRY.register(BYTEWAX)
+
+_BYTEWAX_ENABLED = "BYTEWAX_DATAFLOW_API_ENABLED"
+_BYTEWAX_PORT = "BYTEWAX_DATAFLOW_API_PORT"
+_BYTEWAX_DEFAULT_PORT = 3030
+_BYTEWAX_GRAPH_DIR = "BYTEWAX_DATAFLOW_API_CACHE_PATH"
+_bytewax_api_used: list[bool] = []  # [True] once this process has asked Bytewax for its API
+
+
+def enable_bytewax_metrics() -> int:
+    """Have ``cli_main`` start Bytewax's dataflow API server and proxy its metrics; its port.
+
+    A port the operator set (``BYTEWAX_DATAFLOW_API_ENABLED`` / ``_PORT``) is kept; otherwise a
+    free port is picked, so several flow processes on one host never collide. Bytewax binds that
+    server to every interface (0.0.0.0; 0.21 has no setting for the address) and serves the
+    dataflow graph at ``/dataflow`` there too; a port it can not bind only stops that server
+    (Bytewax logs a panic of its web server thread), never the dataflow.
+    Bytewax 0.21 allows this once per process: a second ``cli_main`` with the API on fails, so
+    :func:`ensure_server` turns it off again for every later flow of the process.
+    """
+    _bytewax_api_used[:] = [True]
+    if _BYTEWAX_ENABLED in os.environ:
+        port = int(os.environ.get(_BYTEWAX_PORT) or _BYTEWAX_DEFAULT_PORT)
+    else:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        os.environ[_BYTEWAX_ENABLED] = "true"
+        os.environ[_BYTEWAX_PORT] = str(port)
+    # The server also writes the dataflow graph, as dataflow.json in this folder (default: the
+    # working directory, wherever the flow was started from).
+    if _BYTEWAX_GRAPH_DIR not in os.environ:
+        folder = Path(tempfile.gettempdir()) / f"bot4-bytewax-{os.getpid()}"
+        folder.mkdir(exist_ok=True)
+        os.environ[_BYTEWAX_GRAPH_DIR] = str(folder)
+    BYTEWAX.watch(port)
+    return port
+
+
+def _disable_bytewax_metrics() -> None:
+    """No Bytewax API for the next cli_main of this process (see :func:`ensure_server`)."""
+    if BYTEWAX.port is not None:
+        os.environ.pop(_BYTEWAX_ENABLED, None)
+        BYTEWAX.watch(None)
+
+
 #: Label value for every instrument key that is not on the allow-list.
 OTHER_KEY = "other"
 _allowed_keys: list[frozenset[str]] = []  # empty until configured or first used
@@ -220,7 +348,9 @@ def readiness() -> tuple[bool, list[str]]:
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/metrics":
-            self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            with BYTEWAX.serving():
+                exposition = generate_latest(REGISTRY)
+            self._send(200, exposition, CONTENT_TYPE_LATEST)
         elif self.path == "/healthz":
             body = {"status": "ok", "uptime_s": round(time.monotonic() - _started, 1)}
             self._send(200, orjson.dumps(body), "application/json")
@@ -250,8 +380,9 @@ def start_server(port: int) -> ThreadingHTTPServer:
     return server
 
 
-def ensure_server(port: int, attempts: int = 8) -> int | None:
-    """Serve the endpoints on 127.0.0.1 from ``port`` (or the next free of ``attempts`` ports).
+def ensure_server(port: int, attempts: int = 8, *, bytewax: bool = True) -> int | None:
+    """Serve the endpoints on 127.0.0.1 from ``port`` (or the next free of ``attempts`` ports),
+    with Bytewax's own metrics in them unless ``bytewax`` is False (:func:`enable_bytewax_metrics`).
 
     Returns the bound port, or None when ``port`` is 0 (disabled). Idempotent per process.
     """
@@ -259,7 +390,14 @@ def ensure_server(port: int, attempts: int = 8) -> int | None:
         return None
     with _lock:
         if _servers:
+            # A later flow of the same process (``bot4 ingest`` runs two): Bytewax 0.21 registers
+            # its exporter once per process, and a second cli_main with its API on fails
+            # ("Duplicate metrics collector registration attempted"). Only the first is exposed.
+            _disable_bytewax_metrics()
             return int(_servers[0].server_address[1])
+    if bytewax and not _bytewax_api_used:
+        enable_bytewax_metrics()
+    with _lock:
         for candidate in range(port, port + attempts):
             try:
                 server = start_server(candidate)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,7 +24,16 @@ from flows.ingest import replay_flow
 from flows.settings import QualitySettings
 from flows.storage.migrate import migrate
 from flows.store import store_flow
-from tests.support.prom import prometheus_url, query, rule_exprs, scraped_metrics_server, wait_until_scraped
+from tests.support.bytewax_probe import BATCH, BATCHES
+from tests.support.prom import (
+    SCRAPED_PORTS,
+    prometheus_url,
+    query,
+    rule_exprs,
+    scraped_metrics_server,
+    wait_until_scraped,
+)
+from tests.unit.flows.test_bytewax_metrics import probe_process
 
 from .conftest import make_settings, scalar, topic_message_count
 
@@ -118,3 +129,27 @@ def test_the_running_prometheus_loaded_every_rule_of_the_repository_and_evaluate
     expected = {name for name, _ in rule_exprs()}
     assert expected <= set(loaded), f"not loaded: {sorted(expected - set(loaded))}; restart: infra/services.sh"
     assert {name for name in expected if loaded[name] not in {"ok", "unknown"}} == set()
+
+
+def test_prometheus_scrapes_bytewax_own_step_counters_through_the_flow_endpoint(tmp_path):
+    """A dataflow run the way `bot4 run` runs one, in a process of its own on a port Prometheus
+    scrapes: Bytewax's per-step item counters reach the real Prometheus through that one target."""
+    port = next(p for p in SCRAPED_PORTS if _free(p))
+    instance = f"127.0.0.1:{port}"
+    name = f"bxprom_{uuid.uuid4().hex[:8]}"  # fresh series: no earlier run's counters match
+    with probe_process(port, name, tmp_path):
+        wait_until_scraped(f'up{{job="bot4-flows",instance="{instance}"}}', 1.0)
+        step = f"{name}.evens.flat_map.flat_map_batch"
+        assert wait_until_scraped(f'bytewax_item_out_count_total{{instance="{instance}",step_id="{step}"}}', 150.0)
+        inputs = query(f'bytewax_item_out_count_total{{instance="{instance}",step_id="{name}.inp"}}')
+        assert [float(s["value"][1]) for s in inputs] == [BATCHES * BATCH]
+        assert wait_until_scraped(f'bot4_bytewax_metrics_up{{instance="{instance}"}}', 1.0)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
