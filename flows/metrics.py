@@ -264,23 +264,26 @@ _bytewax_api_used: list[bool] = []  # [True] once this process has asked Bytewax
 def enable_bytewax_metrics() -> int:
     """Have ``cli_main`` start Bytewax's dataflow API server and proxy its metrics; its port.
 
-    A port the operator set (``BYTEWAX_DATAFLOW_API_ENABLED`` / ``_PORT``) is kept; otherwise a
-    free port is picked, so several flow processes on one host never collide. Bytewax binds that
-    server to every interface (0.0.0.0; 0.21 has no setting for the address) and serves the
-    dataflow graph at ``/dataflow`` there too; a port it can not bind only stops that server
-    (Bytewax logs a panic of its web server thread), never the dataflow.
+    A port the operator set (``BYTEWAX_DATAFLOW_API_PORT``; 3030 when only ``_ENABLED`` is set) is
+    kept; otherwise a free port is picked, so several flow processes on one host never collide.
+    Bytewax binds that server to every interface (0.0.0.0; 0.21 has no setting for the address)
+    and serves the dataflow graph at ``/dataflow`` there too; a port it can not bind only stops
+    that server (Bytewax logs a panic of its web server thread), never the dataflow.
+
     Bytewax 0.21 allows this once per process: a second ``cli_main`` with the API on fails, so
     :func:`ensure_server` turns it off again for every later flow of the process.
     """
     _bytewax_api_used[:] = [True]
-    if _BYTEWAX_ENABLED in os.environ:
-        port = int(os.environ.get(_BYTEWAX_PORT) or _BYTEWAX_DEFAULT_PORT)
+    if os.environ.get(_BYTEWAX_PORT):
+        port = int(os.environ[_BYTEWAX_PORT])
+    elif _BYTEWAX_ENABLED in os.environ:
+        port = _BYTEWAX_DEFAULT_PORT
     else:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        os.environ[_BYTEWAX_ENABLED] = "true"
         os.environ[_BYTEWAX_PORT] = str(port)
+    os.environ[_BYTEWAX_ENABLED] = "true"
     # The server also writes the dataflow graph, as dataflow.json in this folder (default: the
     # working directory, wherever the flow was started from).
     if _BYTEWAX_GRAPH_DIR not in os.environ:

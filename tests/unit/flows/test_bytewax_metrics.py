@@ -103,8 +103,12 @@ def test_only_the_first_flow_of_a_process_gets_bytewax_metrics_and_an_operator_p
         assert metrics.enable_bytewax_metrics() == 3030  # Bytewax's default port, as the operator left it
         monkeypatch.setenv("BYTEWAX_DATAFLOW_API_PORT", "31234")
         assert metrics.enable_bytewax_metrics() == 31234
+        # A fresh process (no API asked for yet) whose operator pinned only the port.
+        monkeypatch.setattr(metrics, "_bytewax_api_used", [])
+        monkeypatch.delenv("BYTEWAX_DATAFLOW_API_ENABLED")
+        monkeypatch.setenv("BYTEWAX_DATAFLOW_API_PORT", "31235")
         port = metrics.ensure_server(free_port())
-        assert metrics.BYTEWAX.port == 31234  # already on: kept
+        assert metrics.BYTEWAX.port == 31235 and os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] == "true"
         # A second flow in the same process: Bytewax 0.21 would refuse a second API run.
         assert metrics.ensure_server(free_port()) == port
         assert metrics.BYTEWAX.port is None and "BYTEWAX_DATAFLOW_API_ENABLED" not in os.environ
