@@ -17,7 +17,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,10 +30,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from flows.control import CONTROL_TOPIC
 from flows.ingest import replay_flow
 from flows.settings import load_settings
-from flows.storage.migrate import migrate
-from tests.integration.conftest import read_topic
+from tests.support.kill_restart import BOT4, OUT_TOPICS, ROOT, env_for, equity_rows, fresh_database, outcome, run_to_end
 
-ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("BOT4_SHARED_DATA", ROOT.parent / "shared" / "data"))
 #: A month of real Binance BTC/USDT 1m candles (43k bars): long enough to kill the flow mid-way.
 BTC_1M = SHARED / "candles" / "binance-1m-2021" / "BTC_USDT-1m.json"
@@ -45,31 +42,8 @@ pytestmark = [
     pytest.mark.chaos,
     pytest.mark.skipif(not BARS, reason="needs ../shared/data (the team's shared data set)"),
 ]
-OUT_TOPICS = ("features.v1", "signals.v1", "risk.decisions.v1", "orders.v1", "fills.v1", "orders.shadow.v1")
 KILLS = int(os.environ.get("BOT4_CHAOS_KILLS", "1"))
 SEED = int(os.environ.get("BOT4_CHAOS_SEED", "20261125"))
-BOT4 = [sys.executable, "-m", "flows.cli"]
-
-
-def env_for(prefix: str, database: str, data_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "BOT4_MODE": "paper",
-            "BOT4_METRICS_PORT": "0",
-            "BOT4_KAFKA__TOPIC_PREFIX": prefix,
-            "BOT4_POSTGRES__DBNAME": database,
-            "BOT4_DATA_DIR": str(data_dir),
-            "BOT4_TRADING__ACCOUNT": "paper",
-            "BOT4_TRADING__SYMBOLS": '["BTC/USDT"]',
-            "BOT4_TRADING__BARS_FROM": "candles",
-            "BOT4_TRADING__TIMEFRAME": "1m",
-            # Small batches: recovery epochs (1 s) and kill points fall inside the replay, not
-            # between two batches of thousands of bars.
-            "BOT4_TRADING__BATCH_SIZE": "100",
-        }
-    )
-    return env
 
 
 @pytest.fixture
@@ -88,29 +62,6 @@ def replayed(topic_prefix: str, kafka_bootstrap: str, pg_admin_conninfo: str) ->
     finally:
         for fut in admin.delete_topics([*names, f"{topic_prefix}{CONTROL_TOPIC}"]).values():
             fut.result(30)
-
-
-def fresh_database(admin_conninfo: str, name: str) -> str:
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    settings = load_settings(postgres={"dbname": name})
-    migrate(settings.postgres.conninfo())
-    return settings.postgres.conninfo()
-
-
-def equity_rows(conninfo: str) -> int:
-    try:
-        with psycopg.connect(conninfo, connect_timeout=2) as conn:
-            return int(conn.execute("SELECT count(*) FROM equity").fetchone()[0])  # type: ignore[index]
-    except psycopg.Error:
-        return 0
-
-
-def run_to_end(env: dict[str, str], recovery: Path | None, timeout: float = 240) -> None:
-    args = [*BOT4, "run", "--drain"] + ([] if recovery is None else ["--recovery", str(recovery)])
-    done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def run_and_kill(env: dict[str, str], recovery: Path, conninfo: str, after_rows: int) -> float | None:
@@ -144,33 +95,6 @@ def run_and_kill(env: dict[str, str], recovery: Path, conninfo: str, after_rows:
             proc.kill()
     assert proc.returncode == 0, (proc.stderr.read() if proc.stderr else b"")[-3000:]
     return first_progress
-
-
-def outcome(bootstrap: str, prefix: str, conninfo: str) -> dict[str, object]:
-    """Distinct orders and fills on the topics and in PostgreSQL (duplicated messages collapse:
-    outputs are at-least-once, their keys make them idempotent downstream)."""
-    orders = {orjson.loads(v)["client_order_id"] for _, v in read_topic(bootstrap, f"{prefix}orders.v1") if v}
-    fills = {}
-    for _, value in read_topic(bootstrap, f"{prefix}fills.v1"):
-        record = orjson.loads(value or b"{}")
-        if record.get("type") == "fill":
-            key = record["fill_id"]
-            seen = (record["client_order_id"], record["price"], record["amount"], record["fee"])
-            assert fills.setdefault(key, seen) == seen, f"fill {key} published twice with different contents"
-    with psycopg.connect(conninfo) as conn:
-        stored_orders = {r[0]: r[1] for r in conn.execute("SELECT client_order_id, status FROM orders")}
-        stored_fills = sorted(
-            (r[0], r[1], str(r[2].normalize()), str(r[3].normalize()))
-            for r in conn.execute("SELECT fill_id, client_order_id, price, amount FROM fills")
-        )
-        equity = conn.execute("SELECT count(*), max(equity) FROM equity").fetchone()
-    return {
-        "orders": sorted(orders),
-        "fills": sorted(fills.items()),
-        "stored_orders": stored_orders,
-        "stored_fills": stored_fills,
-        "equity": equity,
-    }
 
 
 def test_kill_9_at_seeded_points_then_restart_gives_the_uninterrupted_orders_and_fills(

@@ -119,8 +119,16 @@ class PrivateKafka:
                 raise RuntimeError(f"private broker exited ({self._proc.returncode}); see {self.log}")
             try:
                 meta = admin.list_topics(timeout=2)
-                if 1 in meta.brokers:
+                leaderless = [
+                    f"{name}[{p}]"
+                    for name, topic in meta.topics.items()
+                    for p, part in topic.partitions.items()
+                    if part.leader != 1
+                ]
+                # After a restart the partitions get their leader back one by one.
+                if 1 in meta.brokers and not leaderless:
                     return
+                last = f"partitions without a leader: {leaderless[:5]}"
             except Exception as exc:  # KafkaException while the broker starts
                 last = str(exc)
             time.sleep(0.25)
@@ -142,6 +150,16 @@ class PrivateKafka:
         new = [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in names.items()]
         for fut in admin.create_topics(new).values():
             fut.result(30)
+
+    def delete_topics(self, names: list[str]) -> None:
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        for fut in admin.delete_topics(names).values():
+            fut.result(30)
+        deadline = time.monotonic() + 30
+        while set(names) & set(admin.list_topics(timeout=10).topics):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics {names} still listed 30 s after deletion")
+            time.sleep(0.2)
 
     def produce(self, topic: str, key: bytes | None, value: bytes) -> None:
         """One record, acknowledged before returning."""

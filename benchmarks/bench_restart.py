@@ -1,0 +1,191 @@
+"""Restart after kill -9: how long until the trading flow processes again, and how fast it catches up.
+
+A month of real Binance BTC/USDT 1m candles (../shared/data, 43k bars) is replayed into Kafka
+under a fresh topic prefix; ``bot4 run --drain --recovery DIR`` is started, SIGKILLed at seeded
+points (after a seeded number of equity rows reached PostgreSQL, the machinery of
+tests/chaos/test_kill_trading.py), restarted from recovery, and finally run to the end.
+
+Per start, from the process start (``Popen``), measured on the flow's own /metrics (scraped every
+50 ms) and in PostgreSQL:
+- metrics up: imports, settings, flow built, endpoint serving;
+- first processed event: ``bot4_events_total{stage="instrument"}`` above 0 (the restored state
+  took its first candle);
+- first stored row: a new ``equity`` row in PostgreSQL (what the chaos test records);
+- catch-up throughput: candles processed per second from the first processed event to the kill
+  (or the end), the rate at which a restarted flow works off its backlog.
+
+Usage: ``python benchmarks/bench_restart.py [--kills 20] [--seed 20261125]``, with the services of
+``infra/services.sh up``. Results go to docs/benchmarks.md by hand, with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+import psycopg  # noqa: E402
+from bytewax.testing import run_main  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+from flows.control import CONTROL_TOPIC  # noqa: E402
+from flows.ingest import replay_flow  # noqa: E402
+from flows.settings import PostgresSettings, load_settings  # noqa: E402
+from tests.support.kill_restart import BOT4, OUT_TOPICS, env_for, equity_rows, fresh_database  # noqa: E402
+
+SHARED = Path(os.environ.get("BOT4_SHARED_DATA", ROOT.parent / "shared" / "data"))
+BTC_1M = SHARED / "candles" / "binance-1m-2021" / "BTC_USDT-1m.json"
+MD_TOPICS = ("md.trades.v1", "md.book.v1", "md.candles.v1", "dlq.v1")
+_SAMPLE = re.compile(r'^bot4_events_total\{outcome="ok",stage="instrument"\} (\S+)$', re.M)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _instrument_events(port: int) -> float | None:
+    """Candles the instrument step has processed in this process, or None if /metrics is not up."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    match = _SAMPLE.search(text)
+    return float(match.group(1)) if match else 0.0
+
+
+def one_start(env: dict[str, str], recovery: Path, conninfo: str, kill_at_rows: int | None) -> dict[str, float | None]:
+    """Start the flow (killed with SIGKILL once ``kill_at_rows`` equity rows are stored, or run to
+    the end when None) and time it."""
+    port = _free_port()
+    rows_before = equity_rows(conninfo)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [*BOT4, "run", "--drain", "--recovery", str(recovery)],
+        env={**env, "BOT4_METRICS_PORT": str(port)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    up = first_event = first_row = last_at = None
+    last_events = 0.0
+    next_row_check = 0.0
+    killed = False
+    try:
+        while proc.poll() is None:
+            now = time.monotonic() - started
+            events = _instrument_events(port)
+            if events is not None:
+                up = now if up is None else up
+                if events > 0:
+                    first_event = now if first_event is None else first_event
+                    last_events, last_at = events, now
+            if now >= next_row_check:
+                next_row_check = now + 0.2
+                rows = equity_rows(conninfo)
+                if first_row is None and rows > rows_before:
+                    first_row = now
+                # Killed only once this start has stored a row of its own: the rows of the
+                # previous start may already be past this point.
+                if kill_at_rows is not None and rows >= max(kill_at_rows, rows_before + 1) and first_event is not None:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait(30)
+                    killed = True
+                    break
+            if now > 600:
+                raise RuntimeError("the trading flow made no progress in 600 s")
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    if not killed and proc.returncode != 0:
+        raise RuntimeError((proc.stderr.read() if proc.stderr else b"").decode()[-3000:])
+    rate = None
+    if first_event is not None and last_at is not None and last_at > first_event:
+        rate = last_events / (last_at - first_event)
+    return {
+        "killed": float(killed),
+        "metrics_up_s": up,
+        "first_event_s": first_event,
+        "first_row_s": first_row,
+        "events": last_events,
+        "catch_up_events_per_s": rate,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=20261125)
+    args = parser.parse_args()
+    bars = len(orjson.loads(BTC_1M.read_bytes()))
+    bootstrap = load_settings().kafka.bootstrap
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [f"{prefix}{t}" for t in (*MD_TOPICS, *OUT_TOPICS)]
+    new = [NewTopic(n, num_partitions=3, replication_factor=1) for n in names]
+    new.append(NewTopic(f"{prefix}{CONTROL_TOPIC}", num_partitions=1, replication_factor=1))
+    for fut in admin.create_topics(new).values():
+        fut.result(30)
+    database = f"bot4_bench_{prefix.strip('.')}"
+    admin_conninfo = PostgresSettings().conninfo()
+    try:
+        run_main(replay_flow([BTC_1M], settings=load_settings(kafka={"topic_prefix": prefix})))
+        conninfo = fresh_database(admin_conninfo, database)
+        with tempfile.TemporaryDirectory(prefix="bot4-bench-restart-") as tmp:
+            env = env_for(prefix, database, Path(tmp) / "data")
+            recovery = Path(tmp) / "recovery"
+            points = sorted(random.Random(args.seed).sample(range(bars // 10, bars * 9 // 10), args.kills))
+            starts = []
+            for i, point in enumerate(points):
+                starts.append(one_start(env, recovery, conninfo, point))
+                print(f"start {i}: kill at {point} rows: {json.dumps(starts[-1])}", flush=True)
+            starts.append(one_start(env, recovery, conninfo, None))
+            print(f"final start to the end: {json.dumps(starts[-1])}", flush=True)
+            stored = equity_rows(conninfo)
+    finally:
+        with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        for fut in admin.delete_topics([*names, f"{prefix}{CONTROL_TOPIC}"]).values():
+            fut.result(30)
+
+    restarts = starts[1:]  # the first start has no state to restore
+    summary: dict[str, object] = {"bars": bars, "kills": args.kills, "equity_rows_at_end": stored}
+    for name in ("metrics_up_s", "first_event_s", "first_row_s"):
+        values = [s[name] for s in restarts if s[name] is not None]
+        summary[name] = {
+            "n": len(values),
+            "median": round(statistics.median(values), 2),
+            "worst": round(max(values), 2),
+        }
+    rates = [s["catch_up_events_per_s"] for s in restarts if s["catch_up_events_per_s"]]
+    summary["catch_up_events_per_s"] = {
+        "n": len(rates),
+        "median": round(statistics.median(rates)),
+        "min": round(min(rates)),
+    }
+    summary["load_avg"] = os.getloadavg()
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
