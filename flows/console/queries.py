@@ -8,11 +8,10 @@ keeps the rebuilt books between requests and applies only the fills stored since
 
 from __future__ import annotations
 
-import copy
 import re
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,7 +24,7 @@ from core.events import Side
 from core.fills import Fill as DomainFill
 from core.fills import Liquidity, OrderStatus
 from core.symbols import timeframe_seconds
-from execution.portfolio import Portfolio
+from execution.portfolio import Holding, Portfolio
 from execution.venue import split_symbol
 from flows.console import schema
 from flows.console.convert import dec, utc
@@ -138,6 +137,19 @@ class _Books:
             self.last = (r["ts_event"], r["exchange"], r["fill_id"])
         self.applied += len(rows)
 
+    def snapshot(self) -> _Positions:
+        # Holding is a frozen copy: callers mark it with dataclasses.replace, the books stay as they are.
+        return _Positions(
+            {k: list(b.holdings().values()) for k, b in self.books.items()}, dict(self.counts), dict(self.fees)
+        )
+
+
+@dataclass(frozen=True)
+class _Positions:
+    holdings: dict[tuple[str, str], list[Holding]]
+    counts: dict[tuple[str, str, str], int]
+    fees: dict[tuple[str, str, str], Decimal]
+
 
 class PositionBooks:
     """The books rebuilt from the stored fills, kept between requests.
@@ -153,8 +165,8 @@ class PositionBooks:
         self._lock = threading.Lock()
         self._state = _Books()
 
-    def current(self, conn: Conn) -> _Books:
-        """A private copy of the books up to date with the ``fills`` table (safe to mark)."""
+    def current(self, conn: Conn) -> _Positions:
+        """The holdings, fill counts and fees, up to date with the ``fills`` table (read-only copies)."""
         with self._lock:
             total = conn.execute("SELECT count(*) FROM fills").fetchone()
             stored = int(total[0]) if total else 0
@@ -167,29 +179,24 @@ class PositionBooks:
                 )
                 if state.applied + len(newer) == stored:
                     state.apply(newer)
-                    return copy.deepcopy(state)
+                    return state.snapshot()
             state = _Books()
             state.apply(_rows(conn, f"SELECT * FROM fills {_FILL_ORDER}"))
             self._state = state
-            return copy.deepcopy(state)
+            return state.snapshot()
 
 
 def positions(conn: Conn, account: str | None = None, books: PositionBooks | None = None) -> list[schema.Position]:
     """Positions per account and instrument (``books`` keeps the rebuilt books between calls)."""
     state = (books or PositionBooks()).current(conn)
-    chosen = {k: b for k, b in state.books.items() if account is None or k[0] == account}
-    marks = _latest_trades(
-        conn, sorted({(h.exchange, h.symbol) for b in chosen.values() for h in b.holdings().values()})
-    )
+    chosen = {k: h for k, h in state.holdings.items() if account is None or k[0] == account}
+    marks = _latest_trades(conn, sorted({(h.exchange, h.symbol) for hs in chosen.values() for h in hs}))
     out: list[schema.Position] = []
-    for (acct, quote), book in sorted(chosen.items()):
-        for holding in book.holdings().values():
-            mark_row = marks.get((holding.exchange, holding.symbol))
-            if mark_row is not None:
-                book.mark(holding.exchange, holding.symbol, mark_row[0])
-        for holding in sorted(book.holdings().values(), key=lambda h: h.key):
-            key = (acct, holding.exchange, holding.symbol)
-            mark_row = marks.get((holding.exchange, holding.symbol))
+    for (acct, quote), holdings in sorted(chosen.items()):
+        for kept in sorted(holdings, key=lambda h: h.key):
+            key = (acct, kept.exchange, kept.symbol)
+            mark_row = marks.get((kept.exchange, kept.symbol))
+            holding = replace(kept, mark=mark_row[0]) if mark_row is not None else kept
             avg = holding.average_price
             out.append(
                 schema.Position(
@@ -205,8 +212,8 @@ def positions(conn: Conn, account: str | None = None, books: PositionBooks | Non
                     notional=dec(holding.amount * holding.mark),
                     realized_pnl=dec(holding.realized_pnl),
                     unrealized_pnl=dec(holding.unrealized_pnl),
-                    fees=dec(state.fees[key]),
-                    fills=state.counts[key],
+                    fees=dec(state.fees.get(key, _ZERO)),
+                    fills=state.counts.get(key, 0),
                 )
             )
     return out
