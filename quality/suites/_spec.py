@@ -200,14 +200,22 @@ def not_null(spec: TableSpec, dialect: Dialect) -> list[Expectation]:
 
 
 def unique_key(columns: tuple[str, ...], check: str = "natural_key_unique") -> Expectation:
-    """One row per key value; GE's compound expectation refuses a one-column key (the orders and
-    risk decisions tables), which takes the column expectation instead."""
-    gxe = expectations()
-    if len(columns) == 1:
-        single: Expectation = gxe.ExpectColumnValuesToBeUnique(column=columns[0], meta={"check": check})
-        return single
-    expectation: Expectation = gxe.ExpectCompoundColumnsToBeUnique(column_list=list(columns), meta={"check": check})
-    return expectation
+    """Every row whose key value occurs more than once (both rows of a duplicated pair count, as
+    GE's compound-columns expectation counts them; rows with the whole key null are left to
+    not-null).
+
+    One window count over the day instead of GE's ``ExpectCompoundColumnsToBeUnique``: that one
+    groups the day twice more (its count and its sample) and was the costliest check of a
+    md_trades day (2.7 s of 10.4 s for 193k rows); it also refuses a one-column key.
+    """
+    keys = ", ".join(columns)
+    all_null = " AND ".join(f"{c} IS NULL" for c in columns)
+    return query_rows(
+        f"SELECT * FROM (SELECT {keys}, count(*) OVER (PARTITION BY {keys}) AS key_rows FROM {{batch}} "
+        f"WHERE NOT ({all_null})) keyed WHERE key_rows > 1",
+        check,
+        f"one row per ({keys})",
+    )
 
 
 def in_set(column: str, values: tuple[str, ...]) -> Expectation:
