@@ -32,8 +32,10 @@ own a domain (risk gate, execution, portfolio) set the risk, order and PnL metri
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -289,6 +291,7 @@ def enable_bytewax_metrics() -> int:
     if _BYTEWAX_GRAPH_DIR not in os.environ:
         folder = Path(tempfile.gettempdir()) / f"bot4-bytewax-{os.getpid()}"
         folder.mkdir(exist_ok=True)
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         os.environ[_BYTEWAX_GRAPH_DIR] = str(folder)
     BYTEWAX.watch(port)
     return port

@@ -86,10 +86,12 @@ def test_bytewax_step_counters_are_served_by_the_flow_metrics_endpoint_while_it_
         assert "otel_scope_name" not in text and "target_info" not in text
         # Our own registry once, not a second copy through Bytewax's endpoint.
         assert len(re.findall(r"^# TYPE python_info ", text, flags=re.M)) == 1
-    # Bytewax wrote its graph file under the temp folder, not the working directory.
+        (graph,) = tmp_path.glob("bot4-bytewax-*/dataflow.json")
+        assert '"flow_id": "bxm"' in graph.read_text()
+    # Bytewax wrote its graph file (dataflow.json) under the temp folder, not the working
+    # directory, and the process removed that folder when it exited.
     assert not (tmp_path / "dataflow.json").exists()
-    (graph,) = tmp_path.glob("bot4-bytewax-*/dataflow.json")
-    assert '"flow_id": "bxm"' in graph.read_text()
+    assert list(tmp_path.glob("bot4-bytewax-*")) == []
 
 
 def test_only_the_first_flow_of_a_process_gets_bytewax_metrics_and_an_operator_port_is_kept(monkeypatch):
