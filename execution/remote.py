@@ -31,6 +31,7 @@ from core.orders import ApprovedOrder, CancelAllOrders
 from execution.manager import SubmitResult
 from execution.portfolio import Portfolio
 from risk.portfolio import OpenOrder, PortfolioView
+from risk.venue_calls import VenueCallOutcome
 
 Instruction = ApprovedOrder | CancelAllOrders
 
@@ -81,6 +82,10 @@ class RemoteExecution:
 
     def drain(self) -> list[OrderEvent | Fill]:
         """Order events and fills are published by the execution process, not by this mirror."""
+        return []
+
+    def drain_outcomes(self) -> list[VenueCallOutcome]:
+        """Venue calls are made in the execution process; this side makes none to report."""
         return []
 
     def view(self) -> PortfolioView:

@@ -157,7 +157,9 @@ InstrumentOut = (
     | ResumeStrategy
 )
 StrategyCommand = PauseStrategy | ResumeStrategy
-AccountIn = MarketEvent | Signal | KillSwitch | ResetBreaker | StrategyCommand | Fill | OrderEvent
+AccountIn = (
+    MarketEvent | Signal | KillSwitch | ResetBreaker | StrategyCommand | Fill | OrderEvent | FeatureVector | Prediction
+)
 AccountOut = (
     RiskDecision
     | ApprovedOrder
@@ -402,12 +404,14 @@ class AccountState:
             venue: Venue = setup.live_venue()
             self.paper = None
             self.clock = _VenueClock(None, wall_clock)
+            timer: Callable[[], float] | None = time.monotonic  # venue round trips, in wall seconds
         else:
             self.paper = PaperVenue(setup.capabilities, setup.balances)
             venue = self.paper
             self.clock = _VenueClock(self.paper, None)
+            timer = None  # the paper venue answers in event time: round trips of zero
         self.engine = RiskEngine(setup.account, setup.limits, self.clock)
-        self.manager = OrderManager(venue, Portfolio(setup.account, cash), clock=self.clock)
+        self.manager = OrderManager(venue, Portfolio(setup.account, cash), clock=self.clock, timer=timer)
         self._init_views()
 
     def _init_views(self) -> None:
@@ -420,6 +424,10 @@ class AccountState:
         # the breakers are settled before every decision and at the end of each batch, not on
         # every event (see AccountLogic._settle).
         self.pending_md: dict[str, datetime] = {}
+        # Likewise the newest feature-vector and prediction times per instrument, for the
+        # stale-features/model breaker.
+        self.pending_features: dict[str, datetime] = {}
+        self.pending_predictions: dict[str, datetime] = {}
         self.observed_equity: Decimal | None = None
         #: Strategies an operator paused (``bot4 pause``, the console), with the command that did it.
         self.paused: dict[str, PauseStrategy] = {}
@@ -486,6 +494,10 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
                     )
             elif isinstance(item, Fill | OrderEvent):
                 self._on_report(state, item, out)
+            elif isinstance(item, FeatureVector):
+                state.pending_features[item.key] = item.ts_event
+            elif isinstance(item, Prediction):
+                state.pending_predictions[item.key] = item.ts_event
             else:
                 self._on_market(state, setup, item, out)
             self._drain(state, out)
@@ -543,11 +555,19 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
         staleness breaker keeps only the newest time per instrument, so nothing is lost by not
         calling it on every event."""
         machine = state.engine.machine
-        if state.pending_md:
-            pending, state.pending_md = state.pending_md, {}
-            self._apply(state, state.engine.observe(machine.on_market_data_many(pending)), out)
-        else:
-            self._apply(state, state.engine.observe(machine.tick()), out)
+        engine = state.engine
+        settled = False
+        if state.pending_md or state.pending_features or state.pending_predictions:
+            market, features, predictions = state.pending_md, state.pending_features, state.pending_predictions
+            state.pending_md, state.pending_features, state.pending_predictions = {}, {}, {}
+            self._apply(state, engine.observe(machine.on_data(market, features, predictions)), out)
+            settled = True
+        outcomes = state.manager.drain_outcomes()  # venue error rate, round trips, disconnects
+        if outcomes:
+            self._apply(state, engine.observe(machine.on_venue_outcomes(outcomes)), out)
+            settled = True
+        if not settled:
+            self._apply(state, engine.observe(machine.tick()), out)
 
     def _sample(self, state: AccountState, setup: AccountSetup, ts: datetime, out: list[AccountOut]) -> None:
         portfolio = state.manager.portfolio
@@ -757,16 +777,29 @@ def limits_for_bars(limits: RiskLimits, bars_from: str, timeframe: str) -> RiskL
     from candles the market-data age limits are raised to two bars where they are lower (limits of
     seconds, right for ticks, would halt every candle feed at its first bar).
 
+    Features and model predictions come once per bar whatever the bars are built from, so their
+    age limit is raised to two bars too.
+
     >>> limits_for_bars(RiskLimits(), "candles", "1h").max_market_data_age
     datetime.timedelta(seconds=7200)
-    >>> limits_for_bars(RiskLimits(), "trades", "1h") == RiskLimits()
+    >>> limits_for_bars(RiskLimits(), "trades", "1h").breakers.features_max_age
+    datetime.timedelta(seconds=7200)
+    >>> limits_for_bars(RiskLimits(), "trades", "1m") == RiskLimits()
     True
     """
-    if bars_from != "candles":
-        return limits
     two_bars = timedelta(seconds=2 * timeframe_seconds(timeframe))
+    features_age = max(limits.breakers.features_max_age, two_bars)
+    if bars_from != "candles":
+        if features_age == limits.breakers.features_max_age:
+            return limits
+        return limits.model_copy(
+            update={"breakers": limits.breakers.model_copy(update={"features_max_age": features_age})}
+        )
     breakers = limits.breakers.model_copy(
-        update={"market_data_max_age": max(limits.breakers.market_data_max_age, two_bars)}
+        update={
+            "market_data_max_age": max(limits.breakers.market_data_max_age, two_bars),
+            "features_max_age": features_age,
+        }
     )
     return limits.model_copy(
         update={"max_market_data_age": max(limits.max_market_data_age, two_bars), "breakers": breakers}
@@ -782,7 +815,10 @@ def route_to_accounts(item: InstrumentOut, accounts: Sequence[str]) -> list[tupl
     account (each has its own venue); vectors and dead letters to none."""
     if isinstance(item, Signal):
         return [(item.account, (item.account, item))] if item.account in accounts else []
-    if isinstance(item, FeatureVector | DeadLetter | Prediction | ScoreRecord | DriftEvent):
+    if isinstance(item, FeatureVector | Prediction):
+        # Only their times matter to an account (the stale-features/model breaker).
+        return [(a, (a, item)) for a in accounts]
+    if isinstance(item, DeadLetter | ScoreRecord | DriftEvent):
         return []
     if isinstance(item, KillSwitch | ResetBreaker):
         return [kv for kv in risk_routes(item, accounts) if kv[0] in accounts]  # type: ignore[misc]

@@ -437,10 +437,38 @@ class RiskStateMachine:
     def on_market_data_many(self, newest: Mapping[str, datetime]) -> tuple[RiskEvent, ...]:
         """The newest market-data time of several instruments at once, judged together: an
         instrument is not found stale just because its update came later in the same call."""
+        return self.on_data(market=newest)
+
+    def on_data(
+        self,
+        market: Mapping[str, datetime] | None = None,
+        features: Mapping[str, datetime] | None = None,
+        predictions: Mapping[str, datetime] | None = None,
+    ) -> tuple[RiskEvent, ...]:
+        """Newest market-data, feature-vector and prediction times per instrument, all observed
+        before any breaker is judged: after a gap in the data, the bar that ends it brings fresh
+        market data and fresh features together, and neither breaker may trip on the other's news
+        arriving a call later.
+
+        >>> from core.clock import ManualClock, parse_utc
+        >>> from risk.config import BreakerLimits
+        >>> clock = ManualClock(parse_utc("2024-08-08T00:00:00Z"))
+        >>> m = RiskStateMachine("acct", BreakerLimits(), clock)
+        >>> key = "binance:BTC/USDT"
+        >>> m.on_data({key: clock.now()}, {key: clock.now()})
+        ()
+        >>> _ = clock.advance(timedelta(hours=3))  # a three-hour hole in the data, then a bar
+        >>> m.on_data({key: clock.now()}, {key: clock.now()})
+        ()
+        """
 
         def observe(now: datetime) -> None:
-            for key, ts_event in newest.items():
+            for key, ts_event in (market or {}).items():
                 self._market.observe(key, ts_event)
+            for key, ts in (features or {}).items():
+                self._features.observe(f"features {key}", ts)
+            for key, ts in (predictions or {}).items():
+                self._features.observe(f"model {key}", ts)
 
         return self._apply(observe)
 
@@ -469,13 +497,7 @@ class RiskStateMachine:
         'stale_features closed->open: model binance:BTC/USDT is 301.0s old (max 300.0s)'
         """
 
-        def observe(now: datetime) -> None:
-            for key, ts in (features or {}).items():
-                self._features.observe(f"features {key}", ts)
-            for key, ts in (predictions or {}).items():
-                self._features.observe(f"model {key}", ts)
-
-        return self._apply(observe)
+        return self.on_data(features=features, predictions=predictions)
 
     def on_venue_outcomes(self, outcomes: Iterable[VenueCallOutcome]) -> tuple[RiskEvent, ...]:
         """The venue calls the order manager made since the last call
