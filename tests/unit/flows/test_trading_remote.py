@@ -123,3 +123,31 @@ def test_a_paused_strategy_has_its_entries_denied_and_its_exits_judged_until_res
     assert exits, "the paused strategy's exit was still judged and approved"
     after = [d for d in judged if d.ts >= resume.ts and d.event.intent.side.value == "buy"]
     assert any(d.kind is DecisionKind.APPROVED for d in after)
+
+
+def test_features_that_stop_while_market_data_flows_open_the_stale_features_breaker(candles):
+    """The account step sees every bar's feature vector; when the vectors stop (a feature engine
+    stuck) while candles keep coming, the stale-features breaker puts the account in REDUCING once
+    the newest vector is older than its limit (5 minutes on 1m bars), and it closes again when
+    they come back."""
+    from core.orders import TradingState
+    from features.schema import FeatureVector
+
+    instrument, account = setups(Mode.PAPER)
+    breakers = account.limits.breakers.model_copy(update={"max_consecutive_losses": None})
+    account = replace(account, limits=account.limits.model_copy(update={"breakers": breakers}))
+    limit_bars = int(breakers.features_max_age.total_seconds() // 60)
+    inst = InstrumentLogic(instrument, None, SystemClock())
+    trading = AccountLogic({"acct": account}, SystemClock(), None)
+    stop, resume = 200, 260
+    changes = []
+    for n, candle in enumerate(candles[:320]):
+        items, _ = inst.on_batch([candle])
+        fed = [i for i in items if not (isinstance(i, FeatureVector) and stop <= n < resume)]
+        out, _ = trading.on_batch([("acct", i) for i in fed if isinstance(i, Candle | Signal | FeatureVector)])
+        changes += [(n, d) for d in out if isinstance(d, RiskDecision) and d.kind is DecisionKind.STATE_CHANGED]
+    tripped = [(n, d) for n, d in changes if "stale_features closed->open" in d.to_record()["reason"]]
+    assert tripped and stop + limit_bars <= tripped[0][0] <= stop + limit_bars + 1, changes
+    assert tripped[0][1].trading_state is TradingState.REDUCING
+    assert any(n >= resume and "stale_features" in d.to_record()["reason"] for n, d in changes)  # closed again
+    assert trading.snapshot().engine.state is TradingState.ACTIVE
