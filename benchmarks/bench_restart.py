@@ -14,6 +14,9 @@ Per start, from the process start (``Popen``), measured on the flow's own /metri
 - catch-up throughput: candles processed per second from the first processed event to the kill
   (or the end), the rate at which a restarted flow works off its backlog.
 
+Baseline in the same script: a bare interpreter importing what ``bot4 run`` imports (the part of
+every restart that is Python start-up, not recovery).
+
 Usage: ``python benchmarks/bench_restart.py [--kills 20] [--seed 20261125]``, with the services of
 ``infra/services.sh up``. Results go to docs/benchmarks.md by hand, with the machine's load.
 """
@@ -132,11 +135,26 @@ def one_start(env: dict[str, str], recovery: Path, conninfo: str, kill_at_rows: 
     }
 
 
+def import_baseline(runs: int = 5) -> dict[str, float]:
+    """Seconds for a bare interpreter to import what ``bot4 run`` imports before it serves /metrics:
+    the floor under every restart on this machine at this load."""
+    took = []
+    for _ in range(runs):
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import bytewax.run, flows.cli, flows.trading_run"], cwd=ROOT, check=True)
+        took.append(time.monotonic() - started)
+    return {"median": round(statistics.median(took), 2), "worst": round(max(took), 2), "n": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--only-import-baseline", action="store_true", help="Time the imports alone.")
     args = parser.parse_args()
+    if args.only_import_baseline:
+        print(json.dumps({"import_s": import_baseline(), "load_avg": os.getloadavg()}))
+        return
     bars = len(orjson.loads(BTC_1M.read_bytes()))
     bootstrap = load_settings().kafka.bootstrap
     prefix = f"bench{uuid.uuid4().hex[:8]}."
@@ -183,6 +201,7 @@ def main() -> None:
         "median": round(statistics.median(rates)),
         "min": round(min(rates)),
     }
+    summary["import_baseline_s"] = import_baseline()
     summary["load_avg"] = os.getloadavg()
     print(json.dumps(summary, indent=2))
 

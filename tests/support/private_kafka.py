@@ -15,8 +15,9 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,14 +126,27 @@ class PrivateKafka:
                     for p, part in topic.partitions.items()
                     if part.leader != 1
                 ]
-                # After a restart the partitions get their leader back one by one.
-                if 1 in meta.brokers and not leaderless:
+                # After a restart the partitions get their leader back one by one, and a leader
+                # answers for its partition only once its log is loaded: ask each for its offsets.
+                if 1 in meta.brokers and not leaderless and self._offsets_served(meta):
                     return
-                last = f"partitions without a leader: {leaderless[:5]}"
+                last = f"partitions without a leader or not serving: {leaderless[:5]}"
             except Exception as exc:  # KafkaException while the broker starts
                 last = str(exc)
             time.sleep(0.25)
         raise TimeoutError(f"private broker {self.bootstrap} not ready: {last}; see {self.log}")
+
+    def _offsets_served(self, meta: Any) -> bool:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "private-kafka-ready", "log_level": 0})
+        try:
+            for name, topic in meta.topics.items():
+                for p in topic.partitions:
+                    consumer.get_watermark_offsets(TopicPartition(name, p), timeout=5)
+            return True
+        except KafkaException:
+            return False
+        finally:
+            consumer.close()
 
     @property
     def pid(self) -> int | None:
