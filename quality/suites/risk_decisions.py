@@ -62,6 +62,7 @@ def build(window: Window) -> ExpectationSuite:
     d = window.dialect
     terminal = ", ".join(f"'{s.value}'" for s in OrderStatus if s.is_terminal)
     judged_before = window.literal(window.now - TERMINAL_WITHIN)
+    hours = TERMINAL_WITHIN / timedelta(hours=1)
     return suite_of(
         "risk_decisions",
         [
@@ -80,7 +81,7 @@ def build(window: Window) -> ExpectationSuite:
                 f"WHERE d.kind = 'approved' AND d.ts_event < {judged_before} "
                 f"AND (o.client_order_id IS NULL OR o.status NOT IN ({terminal}))",
                 "approved_order_reaches_terminal_state",
-                f"every approved order is in orders and terminal ({terminal}) within {TERMINAL_WITHIN} of approval",
+                f"every approved order is in orders and terminal ({terminal}) within {hours:g} h of approval",
             ),
         ],
     )
