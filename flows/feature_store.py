@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -212,6 +213,24 @@ def push(store: FeatureStore, vectors: Sequence[FeatureVector], env: FeastEnv) -
         store.push(PUSH_SOURCE, frame, to=PushMode.OFFLINE)
 
 
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors of an online store that is away for a while (not of a bad push)."""
+    import sqlite3
+
+    from redis import exceptions as redis_errors
+
+    return (
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        redis_errors.BusyLoadingError,
+        sqlite3.OperationalError,
+    )
+
+
+_TRANSIENT = _transient_errors()
+_MAX_WAIT_S = 120.0
+
+
 class _FeastPushPartition(StatelessSinkPartition[FeatureVector]):
     def __init__(self, config: FeastConfig, settings: Bot4Settings, min_rows: int) -> None:
         self._store = open_store(config, settings)
@@ -225,8 +244,23 @@ class _FeastPushPartition(StatelessSinkPartition[FeatureVector]):
             self._flush()
 
     def _flush(self) -> None:
+        """Push what is pending. While the online store is unreachable (Redis restarting, the
+        SQLite file locked) the push is retried with backoff, so the flow pauses rather than
+        dropping vectors or dying; after ``_MAX_WAIT_S`` the error is raised (the flow restarts
+        from recovery). Pushes are idempotent: a row is keyed by symbol and event time."""
         pending, self._pending = self._pending, []
-        push(self._store, pending, self._env)
+        delay, waited = 0.25, 0.0
+        while True:
+            try:
+                push(self._store, pending, self._env)
+                return
+            except _TRANSIENT as exc:
+                if waited >= _MAX_WAIT_S:
+                    raise
+                log.warning("feast push of %d rows failed (%s); retrying in %.2fs", len(pending), exc, delay)
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
 
     def close(self) -> None:
         self._flush()
