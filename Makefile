@@ -49,8 +49,8 @@ integration: install
 	@set -e; bash infra/services.sh up; trap 'bash infra/services.sh down' EXIT; \
 	$(BIN)/pytest -p no:cacheprovider -m integration $(PYTEST_ARGS)
 
-## make chaos: the fault-injection suite in full (20 kill -9 points; `make test` runs 1; the private-broker
-## scenarios of tests/chaos/test_kafka_down.py run only here).
+## make chaos: the fault-injection suite in full (20 kill -9 points; `make test` runs 1). The outage
+## scenarios on private servers (Kafka broker, PostgreSQL for 30 s, Redis) run only here.
 chaos: install
 	@set -e; bash infra/services.sh tools; bash infra/services.sh up; \
 	trap 'bash infra/services.sh down' EXIT; \
