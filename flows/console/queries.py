@@ -56,18 +56,20 @@ def accounts(conn: Conn) -> list[schema.Account]:
     rows = _rows(
         conn,
         f"""
-        WITH names AS (
-            SELECT account FROM orders UNION SELECT account FROM fills
-            UNION SELECT account FROM risk_decisions UNION SELECT account FROM equity
-            UNION SELECT account FROM operator_commands WHERE account <> '*'
-        ), latest AS (
+        WITH latest AS (
             SELECT DISTINCT ON (account) account, trading_state, ts_event
             FROM risk_decisions ORDER BY account, ts_event DESC, decision_id DESC
         ), o AS (
             SELECT account, count(*) AS orders,
                    count(*) FILTER (WHERE status IN ({_OPEN_STATUSES})) AS open_orders
             FROM orders GROUP BY account
-        ), f AS (SELECT account, count(*) AS fills, max(ts_event) AS last_fill_at FROM fills GROUP BY account)
+        ), f AS (SELECT account, count(*) AS fills, max(ts_event) AS last_fill_at FROM fills GROUP BY account),
+        names AS (
+            -- from the per-account aggregates above, not a UNION of every row of every table
+            SELECT account FROM o UNION SELECT account FROM f UNION SELECT account FROM latest
+            UNION SELECT DISTINCT account FROM equity
+            UNION SELECT account FROM operator_commands WHERE account <> '*'
+        )
         SELECT n.account, l.trading_state, l.ts_event AS state_since, coalesce(o.orders, 0) AS orders,
                coalesce(o.open_orders, 0) AS open_orders, coalesce(f.fills, 0) AS fills, f.last_fill_at
         FROM names n LEFT JOIN latest l USING (account) LEFT JOIN o USING (account) LEFT JOIN f USING (account)

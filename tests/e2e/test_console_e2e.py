@@ -212,6 +212,9 @@ def test_kill_switch_pressed_in_chromium_halts_the_paper_trading_flow(tmp_path, 
                 "SELECT detail->>'reason' FROM risk_decisions WHERE kind = 'state_changed' AND trading_state = 'halted'"
             ).fetchall()
             stored_fills = conn.execute("SELECT count(*) FROM fills").fetchone()
+            cancel_alls = conn.execute(
+                "SELECT detail->>'reason' FROM risk_decisions WHERE kind = 'cancel_all' AND account = %s", (ACCOUNT,)
+            ).fetchall()
         strategy = outcome["strategy"]
         assert audit == [
             ("pause_strategy", ACCOUNT, strategy, "e2e-operator", "e2e: pause drill", "api"),
@@ -219,6 +222,7 @@ def test_kill_switch_pressed_in_chromium_halts_the_paper_trading_flow(tmp_path, 
             ("kill_switch", ACCOUNT, None, "e2e-operator", "e2e: venue incident drill", "api"),
         ]
         assert any("kill switch by e2e-operator" in (r or "") for (r,) in halts), halts
+        assert any("kill switch by e2e-operator" in (r or "") for (r,) in cancel_alls), cancel_alls
         assert stored_fills is not None and len(api_fills) == stored_fills[0] > 0
         screens = ("overview", "pause-dialog", "paused", "kill-dialog", "kill-refused", "halted", "orders", "decisions")
         for name in (*screens, "symbol", "reports"):
