@@ -274,6 +274,15 @@ class PaperVenue:
             if not p.status.is_terminal and (symbol is None or p.approved.intent.symbol == symbol)
         ]
 
+    @property
+    def has_reports(self) -> bool:
+        """True when :meth:`poll` would return something (a caller can skip an empty poll).
+
+        >>> PaperVenue(_EXAMPLE_CAPS, {"USDT": Decimal(7)}).has_reports
+        False
+        """
+        return bool(self._reports)
+
     def poll(self) -> list[VenueReport]:
         """Fills and expiries produced since the last poll, in the order they happened."""
         reports, self._reports = self._reports, []
@@ -315,16 +324,34 @@ class PaperVenue:
             book = self._books[symbol] = L2Book()
         return book
 
+    #: The last mid computed per symbol, with the objects it came from (best bid and ask, or the
+    #: quote): the account asks for the mark after every market event, and most events leave the
+    #: top of book as it was. Class-level None so venues restored from older snapshots start empty.
+    _mids: dict[str, tuple[object, object, Decimal]] | None = None
+
     def mark_price(self, symbol: str) -> Decimal | None:
         """Mid of the usable book, else of the last quote, else the last trade price, else None."""
+        mids = self._mids
+        if mids is None:
+            mids = self._mids = {}
+        cached = mids.get(symbol)
         book = self._books.get(symbol)
         if book is not None and book.usable:
-            mid = book.mid()
-            if mid is not None:
+            bids, asks = book.bids.prices, book.asks.prices
+            if bids and asks:
+                bid, ask = bids[-1], asks[0]  # BookSide keeps prices ascending: L2Book.mid's levels
+                if cached is not None and cached[0] is bid and cached[1] is ask:
+                    return cached[2]
+                mid = (bid + ask) / 2
+                mids[symbol] = (bid, ask, mid)
                 return mid
         quote = self._last_quote.get(symbol)
         if quote is not None:
-            return (quote.bid_price + quote.ask_price) / 2
+            if cached is not None and cached[0] is quote:
+                return cached[2]
+            mid = (quote.bid_price + quote.ask_price) / 2
+            mids[symbol] = (quote, None, mid)
+            return mid
         return self._last_trade.get(symbol)
 
     def on_time(self, ts: datetime) -> None:
@@ -381,7 +408,7 @@ class PaperVenue:
         if candle.exchange != self._caps.exchange or not candle.closed:
             return
         start = candle.ts_event
-        end = start + timedelta(seconds=timeframe_seconds(candle.timeframe))
+        end = start + _span(candle.timeframe)
         self.on_time(start)
         symbol = candle.symbol
         self._last_candle[symbol] = candle
@@ -669,6 +696,17 @@ class PaperVenue:
             self._reports.append(
                 VenueReport(intent.client_order_id, OrderEventKind.EXPIRE, when, paper.venue_order_id, reason)
             )
+
+
+_SPANS: dict[str, timedelta] = {}
+
+
+def _span(timeframe: str) -> timedelta:
+    """The length of a ``timeframe`` candle (parsed once per timeframe, not once per candle)."""
+    span = _SPANS.get(timeframe)
+    if span is None:
+        span = _SPANS[timeframe] = timedelta(seconds=timeframe_seconds(timeframe))
+    return span
 
 
 def _walk(side: BookSide, amount: Decimal, limit: Decimal | None, buy: bool) -> list[tuple[Decimal, Decimal]]:

@@ -556,6 +556,10 @@ class CandleBars:
         self._next_start = state["next_start"]
 
 
+#: Bar lengths as timedeltas, by length in microseconds (one per timeframe, not one per bar).
+_SPANS: dict[int, timedelta] = {}
+
+
 def bar_from_candle(candle: Candle, length_us: int | None = None) -> Bar:
     """A closed exchange candle as a :class:`Bar` (no validation; see :class:`CandleBars`).
 
@@ -567,12 +571,15 @@ def bar_from_candle(candle: Candle, length_us: int | None = None) -> Bar:
     '2024-01-01T00:10:00+00:00'
     """
     length = length_us if length_us is not None else timeframe_seconds(candle.timeframe) * 1_000_000
+    span = _SPANS.get(length)
+    if span is None:
+        span = _SPANS[length] = timedelta(microseconds=length)
     return Bar(
         candle.exchange,
         candle.symbol,
         candle.timeframe,
         candle.ts_event,
-        candle.ts_event + timedelta(microseconds=length),
+        candle.ts_event + span,
         float(candle.open),
         float(candle.high),
         float(candle.low),

@@ -70,6 +70,10 @@ _BOOK_NAMES = (
     "book_depth_ask_10bps",
 )
 
+# Filled into every vector when there is no trade flow or book yet (candle backtests: always).
+_NO_FLOW: dict[str, FeatureValue] = dict.fromkeys(_FLOW_NAMES)
+_NO_BOOK: dict[str, FeatureValue] = dict.fromkeys(_BOOK_NAMES)
+
 
 class FeatureEngine:
     """Bars, indicators, trade flow and book features of one instrument, composed per bar.
@@ -139,6 +143,11 @@ class FeatureEngine:
 
     def update(self, event: MarketEvent) -> tuple[EngineOutput, ...]:
         """Take one market event of this instrument; return what became final."""
+        if type(event) is Candle and self.bars_from == "candles":  # a candle backtest's every event
+            outs = self._candles.update(event)
+            if len(outs) == 1 and isinstance(outs[0], Bar):
+                return (self._vector(outs[0]),)
+            return tuple(self._vector(out) if isinstance(out, Bar) else out for out in outs)
         if isinstance(event, Trade):
             return self._on_trade(event)
         if isinstance(event, BookDelta | BookSnapshot):
@@ -214,7 +223,6 @@ class FeatureEngine:
 
     def _vector(self, bar: Bar) -> FeatureVector:
         simple, log = (None, None) if bar.empty else self._update_indicators(bar)
-        end_us = to_epoch_us(bar.end)
         values: dict[str, FeatureValue] = {
             "bar_open": bar.open,
             "bar_high": bar.high,
@@ -231,14 +239,18 @@ class FeatureEngine:
         }
         values.update(self._indicators)
         if self._flow.newest is None:
-            values.update(dict.fromkeys(_FLOW_NAMES))
+            values.update(_NO_FLOW)
         else:
             flow = self._flow.get(bar.end)
-            values.update(
-                zip(_FLOW_NAMES, (flow.buy_volume, flow.sell_volume, flow.imbalance, flow.intensity), strict=True)
-            )
-        book = self._book_at(end_us)
-        values.update(zip(_BOOK_NAMES, book if book is not None else (None,) * len(_BOOK_NAMES), strict=True))
+            values["flow_buy_volume_60s"] = flow.buy_volume
+            values["flow_sell_volume_60s"] = flow.sell_volume
+            values["flow_imbalance_60s"] = flow.imbalance
+            values["flow_intensity_60s"] = flow.intensity
+        book = self._book_at(to_epoch_us(bar.end)) if self._book_last_ts is not None else None
+        if book is None:
+            values.update(_NO_BOOK)
+        else:
+            values.update(zip(_BOOK_NAMES, book, strict=True))
         return FeatureVector(bar.key, self.timeframe, bar.end, bar.start, values)
 
     def _capture_book(self, ts: int) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -313,8 +313,9 @@ def perturb_event(event: MarketEvent) -> MarketEvent:
     return event
 
 
-@dataclass(frozen=True)
-class _Close:
+class _Close(NamedTuple):
+    """A bar's close for the report's price chart (a tuple: one is made per bar)."""
+
     key: str
     point: PricePoint
 
@@ -322,8 +323,9 @@ class _Close:
 def _closes(batch: list[FeatureVector]) -> list[_Close]:
     out = []
     for v in batch:
-        close = v.values.get("bar_close")
-        if isinstance(close, float) and not v.values.get("bar_empty"):
+        values = v.values
+        close = values.get("bar_close")
+        if isinstance(close, float) and not values.get("bar_empty"):
             out.append(_Close(v.key, PricePoint(v.ts_event, Decimal(repr(close)))))
     return out
 
@@ -339,6 +341,8 @@ class BacktestRun:
     counts: dict[str, int]
     wall_s: float
     events: int
+    #: CPU time of this process during the flow (on a shared machine, steadier than wall time).
+    cpu_s: float = 0.0
 
 
 def run_id_for(config: BacktestConfig) -> str:
@@ -416,12 +420,12 @@ def run_backtest(config: BacktestConfig, out_dir: Path, *, progress: bool = Fals
     """Run the backtest, store its results in ``out_dir`` and build the report there."""
     into = Collected()
     meter = Progress(progress)
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     try:
         run_main(backtest_flow(config, into, meter, SystemClock()))
     finally:
         meter.close()
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, time.process_time() - cpu_started
     results, counts = results_of(config, into, meter.count)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_dir = save_results(results, out_dir / "results")
@@ -431,7 +435,7 @@ def run_backtest(config: BacktestConfig, out_dir: Path, *, progress: bool = Fals
     (out_dir / "timing.json").write_text(
         json.dumps({"wall_s": round(wall, 3), "events": meter.count, "events_per_s": round(meter.count / wall)}) + "\n"
     )
-    return BacktestRun(results, results_dir, paths.html, paths.json, counts, wall, meter.count)
+    return BacktestRun(results, results_dir, paths.html, paths.json, counts, wall, meter.count, cpu)
 
 
 # ----------------------------------------------------------------------------------------------

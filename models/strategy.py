@@ -73,6 +73,8 @@ def number(values: Mapping[str, FeatureValue], name: str) -> float | None:
     (55.0, None, None)
     """
     value = values.get(name)
+    if type(value) is float:  # the common case, decided as below without the other checks
+        return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
     as_float = float(value)

@@ -52,7 +52,10 @@ def _positive(value: Decimal, what: str) -> Violation | None:
 
 
 def _levels(levels: tuple[Level, ...], side: str) -> Violation | None:
+    zero = _ZERO
     for price, amount in levels:
+        if price.is_finite() and amount.is_finite() and price > zero and amount >= zero:
+            continue  # the common case, without a message
         if not price.is_finite() or price <= _ZERO:
             return Violation("book_price_invalid", f"{side} level price {price} must be finite and > 0")
         if not amount.is_finite() or amount < _ZERO:
@@ -70,6 +73,24 @@ def check_event(event: MarketEvent, known_keys: frozenset[str]) -> Violation | N
             return None  # the common case, checked without building any message
         return _positive(price, "trade price") or _positive(amount, "trade amount")
     if isinstance(event, Candle):
+        o, h, low, c, v = event.open, event.high, event.low, event.close, event.volume
+        if (
+            o.is_finite()
+            and h.is_finite()
+            and low.is_finite()
+            and c.is_finite()
+            and v.is_finite()
+            and o > _ZERO
+            and h > _ZERO
+            and low > _ZERO
+            and c > _ZERO
+            and v >= _ZERO
+            and h >= o
+            and h >= c
+            and low <= o
+            and low <= c
+        ):
+            return None  # the common case: the checks below, without building any message
         for name in ("open", "high", "low", "close"):
             bad = _positive(getattr(event, name), f"candle {name}")
             if bad:
@@ -83,6 +104,17 @@ def check_event(event: MarketEvent, known_keys: frozenset[str]) -> Violation | N
             )
         return None
     if isinstance(event, Quote):
+        bid, ask = event.bid_price, event.ask_price
+        if (
+            bid.is_finite()
+            and ask.is_finite()
+            and bid > _ZERO
+            and ask > _ZERO
+            and event.bid_amount >= _ZERO
+            and event.ask_amount >= _ZERO
+            and bid <= ask
+        ):
+            return None  # the common case, checked without building any message
         bad = _positive(event.bid_price, "quote bid") or _positive(event.ask_price, "quote ask")
         if bad:
             return Violation("quote_price_invalid", bad.detail)
@@ -99,6 +131,17 @@ def check_event(event: MarketEvent, known_keys: frozenset[str]) -> Violation | N
             return Violation("crossed_book", f"best bid {event.bids[0][0]} >= best ask {event.asks[0][0]}")
         return None
     raise TypeError(f"no contract for {type(event).__name__}")
+
+
+_CANDLE_STREAMS: dict[str, str] = {}
+
+
+def _candle_stream(timeframe: str) -> str:
+    """The ordering stream of candles of ``timeframe`` (one string per timeframe, not one per event)."""
+    stream = _CANDLE_STREAMS.get(timeframe)
+    if stream is None:
+        stream = _CANDLE_STREAMS[timeframe] = f"Candle:{timeframe}"
+    return stream
 
 
 @dataclass
@@ -125,12 +168,15 @@ class KeyContracts:
 
     def check(self, event: MarketEvent) -> Violation | None:
         """Check ordering and duplicates, and remember the event if it passes."""
-        stream = type(event).__name__
-        if isinstance(event, Candle):
-            stream = f"Candle:{event.timeframe}"
-        # A re-delivered trade is also "late"; the duplicate is the more precise diagnosis.
-        if isinstance(event, Trade) and event.trade_id in self._ids:
-            return Violation("duplicate_trade_id", f"trade id {event.trade_id} already seen for {event.key}")
+        if isinstance(event, Trade):
+            # A re-delivered trade is also "late"; the duplicate is the more precise diagnosis.
+            if event.trade_id in self._ids:
+                return Violation("duplicate_trade_id", f"trade id {event.trade_id} already seen for {event.key}")
+            stream = "Trade"
+        elif isinstance(event, Candle):
+            stream = _candle_stream(event.timeframe)
+        else:
+            stream = type(event).__name__
         last = self._last_us.get(stream)
         if last is not None and event.ts_event < last - self.max_backwards:
             return Violation(

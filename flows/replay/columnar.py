@@ -318,6 +318,28 @@ class OhlcvFeatherReader(_ArrowReader):
 
     def parse(self, record: Row) -> MarketEvent:
         ts = self.time(record[0])
+        _, o, h, low, c, v = record
+        if (
+            type(o) is float
+            and type(h) is float
+            and type(low) is float
+            and type(c) is float
+            and type(v) is float
+            and math.isfinite(o + h + low + c + v)  # finite sum: every one finite (else the checks below say which)
+        ):
+            # dec_float's result for five finite floats, without its per-value checks.
+            return Candle(
+                self.exchange,
+                self.symbol,
+                self.timeframe,
+                Decimal(repr(o)),
+                Decimal(repr(h)),
+                Decimal(repr(low)),
+                Decimal(repr(c)),
+                Decimal(repr(v)),
+                ts,
+                ts + self._span,
+            )
         return Candle(
             self.exchange,
             self.symbol,
