@@ -33,7 +33,7 @@ demo: install
 test: install lint
 	@set -e; bash infra/services.sh tools; bash infra/services.sh up; \
 	trap 'bash infra/services.sh down' EXIT; \
-	$(BIN)/pytest -p no:cacheprovider --cov --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider --cov --cov-report=term --durations=25 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
