@@ -13,7 +13,21 @@ price band, order notional, rate limit and data age. Paths timed:
 - ``approve_fresh_views``: ``approve`` against a new (already built) ``PortfolioView`` and
   ``MarketView`` every call, as the trading flow does today (nothing derived is reused; building
   the views is not timed); at most 4,000 calls per repeat;
+- ``approve_new_market_view``: ``approve`` against a new ``MarketView`` every call built from the
+  same price and rules objects (as the trading flow builds one per signal), on the same
+  ``PortfolioView``; building the view is not timed;
 - ``engine_approve``: ``RiskEngine.evaluate`` (gate plus its ``risk.decisions.v1`` record).
+
+The decision path of the trading flow, ``engine.evaluate(intent, manager.view(), market)``, on a real
+``OrderManager`` over the paper venue holding the same 10 positions and 20 resting orders:
+
+- ``decision_kept_view``: ``OrderManager.view()`` as it is now, nothing changed since the last
+  decision (the kept view is returned);
+- ``decision_new_mark``: a mark moves before every decision (the view is rebuilt every time);
+- baseline ``decision_rebuilt_view`` (timed in the same run, alternating): the same mark move, then
+  the view built afresh as ``OrderManager.view()`` did before it kept its result
+  (``portfolio.view(manager.open_orders())``). Before, every decision rebuilt the view whether or
+  not a mark had moved, so this baseline is the previous cost of both decision paths.
 
 Baselines measured in the same run, because the machine is shared and absolute figures move with
 its load: ``previous`` is the gate before the hot-path rewrite (kept as the tests' oracle in
@@ -46,9 +60,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.clock import ManualClock, parse_utc  # noqa: E402
-from core.events import Side  # noqa: E402
+from core.events import BookSnapshot, Side  # noqa: E402
+from core.fills import Fill, Liquidity, OrderStatus  # noqa: E402
 from core.orders import ApprovedOrder, OrderDenied, OrderIntent, OrderType  # noqa: E402
+from execution.manager import OrderManager  # noqa: E402
+from execution.paper import PaperVenue  # noqa: E402
+from execution.portfolio import Portfolio  # noqa: E402
+from execution.venue import FeeSchedule, VenueCapabilities  # noqa: E402
 from risk.config import RiskLimits  # noqa: E402
+from risk.decisions import approved_order_from_record  # noqa: E402
 from risk.engine import RiskEngine  # noqa: E402
 from risk.gate import GateState, evaluate  # noqa: E402
 from risk.market import InstrumentRules, MarketView  # noqa: E402
@@ -135,6 +155,117 @@ def fresh_views(count: int) -> list[tuple[PortfolioView, MarketView]]:
     ]
 
 
+def decision_manager() -> tuple[OrderManager, MarketView, RiskLimits]:
+    """A real order manager on the paper venue holding the scenario's positions (booked as fills)
+    and resting orders (submitted, acknowledged), and the scenario's market and limits."""
+    book, market, limits = scenario()
+    rules = market.rules
+    caps = VenueCapabilities("binance", FeeSchedule(Decimal(0), Decimal(0)), dict.fromkeys(SYMBOLS, rules))
+    funds = {"USDT": Decimal(10**9)} | {s.partition("/")[0]: Decimal(10**6) for s in SYMBOLS}
+    venue = PaperVenue(caps, funds)
+    for symbol in SYMBOLS:  # a usable book that none of the resting orders crosses
+        venue.on_book_snapshot(
+            BookSnapshot(
+                "binance", symbol, 1, ((Decimal(50_000), Decimal(1)),), ((Decimal(70_000), Decimal(1)),), T0, T0
+            )
+        )
+    manager = OrderManager(venue, Portfolio("acct", book.equity), clock=venue)
+    for i, p in enumerate(book.positions.values()):
+        side = Side.BUY if p.amount > 0 else Side.SELL
+        manager.portfolio.apply_fill(
+            Fill(
+                "binance",
+                f"f-{i}",
+                f"b4-pos-{i}",
+                "acct",
+                p.symbol,
+                side,
+                p.mark_price,
+                abs(p.amount),
+                Decimal(0),
+                "USDT",
+                Liquidity.TAKER,
+                T0,
+            )
+        )
+    for o in book.open_orders:
+        record = {
+            "v": 1, "account": "acct", "strategy": "bench", "exchange": o.exchange, "symbol": o.symbol,
+            "side": o.side.value, "order_type": "limit", "amount": str(o.remaining), "limit_price": str(o.price),
+            "reduce_only": False, "client_order_id": o.client_order_id, "ts_event": 0,
+            "approved_amount": str(o.remaining), "approved_price": str(o.price),
+            "decision_id": f"rd-{o.client_order_id}", "ts_decided": 0,
+        }  # fmt: skip
+        result = manager.submit(approved_order_from_record(record))
+        assert result.status is OrderStatus.ACCEPTED, result
+    assert len(manager.view().open_orders) == len(book.open_orders)
+    return manager, market, limits
+
+
+DECISION_PATHS = ("decision_kept_view", "decision_new_mark", "decision_rebuilt_view")
+
+
+def build_decision(path: str) -> Callable[[], object]:
+    """One decision as the trading flow's account step takes it: a new ``MarketView`` from the
+    stored newest market (the same price and rules objects until new data comes), the manager's
+    view, the engine's verdict."""
+    manager, m, limits = decision_manager()
+    engine = RiskEngine("acct", limits, ManualClock(T0))
+    order = APPROVE
+
+    def market() -> MarketView:
+        return MarketView(m.exchange, m.symbol, m.reference_price, m.rules, m.ts_event, m.best_bid, m.best_ask)
+
+    if path == "decision_kept_view":
+        return lambda: engine.evaluate(order, manager.view(), market())[0]
+    if path == "decision_new_mark":
+        portfolio = manager.portfolio
+        marks = [Decimal("1000.01"), Decimal("1000.02")]  # SOL/USDT's mark moves, as market data does
+        flip = [0]
+
+        def new_mark() -> object:
+            flip[0] ^= 1
+            portfolio.mark("binance", "SOL/USDT", marks[flip[0]])
+            return engine.evaluate(order, manager.view(), market())[0]
+
+        return new_mark
+    portfolio = manager.portfolio
+    marks = [Decimal("1000.01"), Decimal("1000.02")]
+    flip = [0]
+
+    def rebuilt() -> object:
+        # The same mark move as decision_new_mark, so the two differ only in how the view is had.
+        flip[0] ^= 1
+        portfolio.mark("binance", "SOL/USDT", marks[flip[0]])
+        return engine.evaluate(order, portfolio.view(manager.open_orders()), market())[0]
+
+    return rebuilt
+
+
+def measure_decisions(calls: int, repeat: int) -> dict[str, object]:
+    """The decision paths and their baseline, alternating in each repeat; best repeat of each."""
+    built = {path: build_decision(path) for path in DECISION_PATHS}
+    for path, call in built.items():
+        assert isinstance(call(), ApprovedOrder), path
+    runs: dict[str, list[dict[str, float]]] = {path: [] for path in DECISION_PATHS}
+    for _ in range(repeat):
+        for path in DECISION_PATHS:
+            runs[path].append(time_calls(built[path], calls))
+    best = {path: min(r, key=lambda x: x["cpu_us_per_call"]) for path, r in runs.items()}
+    baseline = best["decision_rebuilt_view"]
+    out: dict[str, object] = {}
+    for path in DECISION_PATHS:
+        out[path] = {**best[path], "evaluations_per_s_each_repeat": [r["evaluations_per_s"] for r in runs[path]]}
+        if path != "decision_rebuilt_view":
+            out[path]["speedup_vs_rebuilt_view_cpu"] = round(  # type: ignore[index]
+                baseline["cpu_us_per_call"] / best[path]["cpu_us_per_call"], 2
+            )
+            out[path]["speedup_vs_rebuilt_view_median"] = round(  # type: ignore[index]
+                baseline["median_us"] / best[path]["median_us"], 2
+            )
+    return out
+
+
 def build_call(path: str, gate: Evaluate) -> tuple[Callable[[], object], Callable[[], object]]:
     """(the call to time, the call whose first result shows what it decided)."""
     book, market, limits = scenario()
@@ -153,6 +284,20 @@ def build_call(path: str, gate: Evaluate) -> tuple[Callable[[], object], Callabl
             return gate(order, portfolio, view, limits, fresh_state)
 
         return fresh, fresh
+    if path == "approve_new_market_view":
+        m = market
+        markets = iter(
+            [
+                MarketView(m.exchange, m.symbol, m.reference_price, m.rules, m.ts_event, m.best_bid, m.best_ask)
+                for _ in range(3 * FRESH_VIEWS_MAX_CALLS + 1)
+            ]
+        )
+        market_state = GateState.start(limits, clock)
+
+        def new_market() -> object:
+            return gate(order, book, next(markets), limits, market_state)
+
+        return new_market, new_market
     if path == "engine_approve":
         engine = RiskEngine("acct", limits, clock)
         return (lambda: engine.evaluate(order, book, market)), (lambda: engine.evaluate(order, book, market)[0])
@@ -204,10 +349,10 @@ def measure(path: str, calls: int, repeat: int) -> dict[str, object]:
     first = first_call()
     expect = OrderDenied if path == "deny" else ApprovedOrder
     assert isinstance(first, expect), first
-    if path == "approve_fresh_views":
+    if path in ("approve_fresh_views", "approve_new_market_view"):
         calls = min(calls, FRESH_VIEWS_MAX_CALLS)
     baseline: Callable[[], object] | None = None
-    if path in ("approve", "deny", "approve_fresh_views"):
+    if path in ("approve", "deny", "approve_fresh_views", "approve_new_market_view"):
         baseline, first_call = build_call(path, previous_evaluate)
         previous_first = first_call()
         # The previous gate is a fair baseline only if it decides the same.
@@ -216,13 +361,14 @@ def measure(path: str, calls: int, repeat: int) -> dict[str, object]:
     state = GateState.start(limits, ManualClock(T0))
     runs, previous_runs, null_runs = [], [], []
     for i in range(repeat):
-        if i and path == "approve_fresh_views":  # every repeat on views no gate has read
+        if i and path in ("approve_fresh_views", "approve_new_market_view"):  # views no gate has read
             call, _ = build_call(path, evaluate)
             baseline, _ = build_call(path, previous_evaluate)
         runs.append(time_calls(call, calls))
         null_runs.append(time_calls(lambda: null_call(APPROVE, book, market, limits, state), calls))
         if baseline is not None:
-            previous_calls = calls if path == "approve_fresh_views" else max(calls // 4, 1000)
+            fresh = path in ("approve_fresh_views", "approve_new_market_view")
+            previous_calls = calls if fresh else max(calls // 4, 1000)
             previous_runs.append(time_calls(baseline, previous_calls))
     best = min(runs, key=lambda r: r["cpu_us_per_call"])
     null_best = min(null_runs, key=lambda r: r["cpu_us_per_call"])
@@ -241,7 +387,18 @@ def measure(path: str, calls: int, repeat: int) -> dict[str, object]:
     return out
 
 
-PATHS = ("approve", "deny", "approve_cold", "approve_moving_clock", "approve_fresh_views", "engine_approve")
+PATHS = (
+    "approve",
+    "deny",
+    "approve_cold",
+    "approve_moving_clock",
+    "approve_fresh_views",
+    "approve_new_market_view",
+    "engine_approve",
+    "decisions",
+)
+#: The rebuilt-view baseline costs ~100 µs a call: cap its calls so a repeat stays a few seconds.
+DECISION_MAX_CALLS = 20_000
 
 
 def main() -> int:
@@ -260,7 +417,10 @@ def main() -> int:
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
     }
     for path in args.paths.split(","):
-        result[path] = measure(path, args.calls, args.repeat)
+        if path == "decisions":
+            result[path] = measure_decisions(min(args.calls, DECISION_MAX_CALLS), args.repeat)
+        else:
+            result[path] = measure(path, args.calls, args.repeat)
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     return 0

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.clock import ManualClock
@@ -243,6 +243,47 @@ def test_one_gate_state_judging_changing_views_matches_the_reference(
     new_state, old_state = GateState.start(first_limits, clock), GateState.start(first_limits, clock)
     for intent, book, view, limits, trading in cases:
         new_state.trading_state = old_state.trading_state = trading
+        assert_same(
+            evaluate(intent, book, view, limits, new_state), reference.evaluate(intent, book, view, limits, old_state)
+        )
+
+
+@given(
+    realistic(mostly_approved=True) | realistic(),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["same objects", "equal price written longer", "new price", "new bid", "new rules"]),
+            st.decimals(min_value="0.99", max_value="1.01", places=4),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])  # slow draws on a loaded machine
+def test_market_views_rebuilt_per_order_from_the_same_or_new_values_match_the_reference(
+    case: tuple[OrderIntent, PortfolioView, MarketView, RiskLimits, TradingState],
+    rebuilds: list[tuple[str, Decimal]],
+) -> None:
+    # The trading flow builds a new MarketView for every signal; the gate reuses what it derived
+    # only when the new view carries the very same price, bid, ask and rules objects.
+    intent, book, view, limits, trading = case
+    clock = ManualClock(T0)
+    new_state, old_state = GateState.start(limits, clock, trading), GateState.start(limits, clock, trading)
+    assert_same(
+        evaluate(intent, book, view, limits, new_state), reference.evaluate(intent, book, view, limits, old_state)
+    )
+    for how, factor in rebuilds:
+        ref, rules, bid = view.reference_price, view.rules, view.best_bid
+        if how == "equal price written longer":
+            ref = Decimal(f"{ref:f}0") if "." in f"{ref:f}" else Decimal(f"{ref:f}.0")
+        elif how == "new price":
+            ref = (ref * factor).quantize(Decimal("0.01"))
+        elif how == "new bid":
+            bid = (ref * factor).quantize(Decimal("0.01"))
+        elif how == "new rules":
+            rules = InstrumentRules(rules.price_tick, rules.amount_step, rules.min_amount, rules.max_amount)
+        view = MarketView(view.exchange, view.symbol, ref, rules, view.ts_event, bid, view.best_ask)
+        intent = replace(intent, client_order_id=f"o-{len(how)}-{factor}")
         assert_same(
             evaluate(intent, book, view, limits, new_state), reference.evaluate(intent, book, view, limits, old_state)
         )
