@@ -140,12 +140,20 @@ class L2Book:
             if not in_order:
                 self.problem = f"gap: diff {first}..{final} after update id {last}"
                 return False
-        side = self.bids
-        for price, amount in delta.bids:
-            side.set(price, amount)
-        side = self.asks
-        for price, amount in delta.asks:
-            side.set(price, amount)
+        zero = _ZERO
+        for side, changes in ((self.bids, delta.bids), (self.asks, delta.asks)):
+            # BookSide.set inlined: a diff carries dozens of levels and every one passes here.
+            levels, prices = side.levels, side.prices
+            for price, amount in changes:
+                if amount <= zero:
+                    if price in levels:
+                        del levels[price]
+                        del prices[bisect_left(prices, price)]
+                elif price in levels:
+                    levels[price] = amount
+                else:
+                    insort(prices, price)
+                    levels[price] = amount
         self.last_update_id = final
         self._awaiting_first = False
         return True
