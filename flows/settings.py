@@ -153,6 +153,10 @@ class TradingSettings(StrictConfig):
     #: process) or ``kafka`` (published on ``orders.v1`` for the execution flow, ``bot4 execute``,
     #: whose order events and fills come back on ``fills.v1``). Both flows must use the same value.
     execution: Literal["inprocess", "kafka"] = "inprocess"
+    #: With several symbols, the account takes their records in event-time order (so one worker,
+    #: several workers and several processes decide alike); a record waits at most this long (ms)
+    #: for a quiet symbol. 0 takes records in arrival order (lowest latency, order not reproducible).
+    merge_hold_ms: int = Field(default=250, ge=0)
 
 
 class StorageSettings(StrictConfig):

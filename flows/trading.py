@@ -68,6 +68,7 @@ from features.operators import EngineReject
 from features.schema import FeatureVector
 from flows.control import ALL_ACCOUNTS
 from flows.dlq import Inbound, dead_letter
+from flows.event_merge import EventTimeMerge
 from flows.execution import ExecutionProgress, OrderPlaced
 from flows.features import FEATURES_TOPIC, rejects_to_dead_letters
 from flows.metrics import (
@@ -342,6 +343,13 @@ class AccountSetup:
     mode: Mode = Mode.BACKTEST
     #: Builds the venue for live mode (a ccxt venue); paper, shadow and backtest use the paper venue.
     live_venue: Callable[[], Venue] | None = None
+    #: Instruments whose records the account takes in event-time order across instruments (see
+    #: :mod:`flows.event_merge`): the flow's instruments when they arrive on separate streams
+    #: (Kafka partitions, workers, processes); empty when one ordered stream already gives the
+    #: order (backtests) or there is one instrument.
+    merge_keys: frozenset[str] = frozenset()
+    #: The longest a record waits for the other instruments (wall time) before it goes anyway.
+    merge_hold: timedelta = timedelta(milliseconds=250)
     #: Execution runs in its own process (``flows.execution_run``): approved orders, cancel-alls and
     #: the account's progress go out on ``orders.v1``, and the portfolio is kept from the order
     #: events and fills that come back on ``fills.v1`` (:class:`~execution.remote.RemoteExecution`).
@@ -429,6 +437,10 @@ class AccountState:
         self.pending_features: dict[str, datetime] = {}
         self.pending_predictions: dict[str, datetime] = {}
         self.observed_equity: Decimal | None = None
+        self.merge: EventTimeMerge | None = None
+        #: Time of the newest market event of each instrument put into the merge (the time of the
+        #: records derived from it).
+        self.merge_time: dict[str, datetime] = {}
         #: Strategies an operator paused (``bot4 pause``, the console), with the command that did it.
         self.paused: dict[str, PauseStrategy] = {}
 
@@ -456,6 +468,8 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
         if self._state is None:
             setup = self._setups[account]
             self._state = AccountState(setup, self._wall)
+            if setup.merge_keys:
+                self._state.merge = EventTimeMerge(setup.merge_keys, setup.merge_hold)
             DRAWDOWN_LIMIT.labels(account).set(float(setup.limits.breakers.max_drawdown_pct))
         return self._state
 
@@ -463,54 +477,86 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
         out: list[AccountOut] = []
         for account, item in values:
             state = self._state_for(account)
-            setup = self._setups[account]
-            if isinstance(item, Signal):
-                self._settle(state, out)
-                self._on_signal(state, setup, item, out)
-            elif isinstance(item, KillSwitch):
-                self._settle(state, out)
-                self._apply(state, state.engine.kill(item), out)
-            elif isinstance(item, ResetBreaker):
-                self._settle(state, out)
-                try:
-                    self._apply(state, state.engine.reset(item), out)
-                except ValueError as exc:
-                    log.warning("account %s: reset of %r refused: %s", account, item.breaker, exc)
-            elif isinstance(item, PauseStrategy):
-                state.paused[item.strategy] = item
-                log.info(
-                    "account %s: strategy %s paused by %s: %s", account, item.strategy, item.requested_by, item.reason
-                )
-            elif isinstance(item, ResumeStrategy):
-                if state.paused.pop(item.strategy, None) is None:
-                    log.warning("account %s: resume of %s, which is not paused", account, item.strategy)
-                else:
-                    log.info(
-                        "account %s: strategy %s resumed by %s: %s",
-                        account,
-                        item.strategy,
-                        item.requested_by,
-                        item.reason,
-                    )
-            elif isinstance(item, Fill | OrderEvent):
-                self._on_report(state, item, out)
-            elif isinstance(item, FeatureVector):
-                state.pending_features[item.key] = item.ts_event
-            elif isinstance(item, Prediction):
-                state.pending_predictions[item.key] = item.ts_event
-            else:
-                self._on_market(state, setup, item, out)
-            self._drain(state, out)
-        if self._state is not None:
-            self._settle(self._state, out)
-            self._progress(self._state, out)
-            _export_counters(out)
-            now = time.monotonic()
-            if now >= self._next_gauges:
-                _export_gauges(self._state)
-                self._next_gauges = now + GAUGE_REFRESH_S
+            merge = state.merge
+            if merge is not None and isinstance(item, MarketEvent | FeatureVector | Prediction | Signal):
+                key = item.key
+                if key in merge.keys:
+                    if isinstance(item, MarketEvent):
+                        ts = _bar_end(item) if isinstance(item, Candle) else item.ts_event
+                        state.merge_time[key] = ts
+                    else:
+                        ts = state.merge_time.get(key, item.ts_event)
+                    merge.push(key, ts, item, self._wall.now())
+                    continue
+            self._one(state, self._setups[account], item, out)
         EVENTS.labels("account", "ok").inc(len(values))
-        return out, StatefulBatchLogic.RETAIN
+        return self._release(out, everything=False), StatefulBatchLogic.RETAIN
+
+    def _release(self, out: list[AccountOut], *, everything: bool) -> list[AccountOut]:
+        """Process what the merge lets go, then the end-of-batch work (breakers, progress, metrics)."""
+        state = self._state
+        if state is None:
+            return out
+        if state.merge is not None:
+            setup = self._setups[state.manager.portfolio.account]
+            for item in state.merge.ready(self._wall.now(), everything=everything):
+                self._one(state, setup, item, out)
+        self._settle(state, out)
+        self._progress(state, out)
+        _export_counters(out)
+        now = time.monotonic()
+        if now >= self._next_gauges:
+            _export_gauges(state)
+            self._next_gauges = now + GAUGE_REFRESH_S
+        return out
+
+    def notify_at(self) -> datetime | None:
+        """When a record held for the other instruments must go anyway (see :mod:`flows.event_merge`)."""
+        if self._state is None or self._state.merge is None:
+            return None
+        return self._state.merge.next_deadline()
+
+    def on_notify(self) -> tuple[list[AccountOut], bool]:
+        return self._release([], everything=False), StatefulBatchLogic.RETAIN
+
+    def _one(self, state: AccountState, setup: AccountSetup, item: AccountIn, out: list[AccountOut]) -> None:
+        """Apply one record to the account."""
+        account = setup.account
+        if isinstance(item, Signal):
+            self._settle(state, out)
+            self._on_signal(state, setup, item, out)
+        elif isinstance(item, KillSwitch):
+            self._settle(state, out)
+            self._apply(state, state.engine.kill(item), out)
+        elif isinstance(item, ResetBreaker):
+            self._settle(state, out)
+            try:
+                self._apply(state, state.engine.reset(item), out)
+            except ValueError as exc:
+                log.warning("account %s: reset of %r refused: %s", account, item.breaker, exc)
+        elif isinstance(item, PauseStrategy):
+            state.paused[item.strategy] = item
+            log.info("account %s: strategy %s paused by %s: %s", account, item.strategy, item.requested_by, item.reason)
+        elif isinstance(item, ResumeStrategy):
+            if state.paused.pop(item.strategy, None) is None:
+                log.warning("account %s: resume of %s, which is not paused", account, item.strategy)
+            else:
+                log.info(
+                    "account %s: strategy %s resumed by %s: %s",
+                    account,
+                    item.strategy,
+                    item.requested_by,
+                    item.reason,
+                )
+        elif isinstance(item, Fill | OrderEvent):
+            self._on_report(state, item, out)
+        elif isinstance(item, FeatureVector):
+            state.pending_features[item.key] = item.ts_event
+        elif isinstance(item, Prediction):
+            state.pending_predictions[item.key] = item.ts_event
+        else:
+            self._on_market(state, setup, item, out)
+        self._drain(state, out)
 
     # -- market data ---------------------------------------------------------------------------
 
@@ -692,9 +738,12 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             self._apply(state, state.engine.observe(state.engine.machine.on_trade_closed(closed)), out)
 
     def on_eof(self) -> tuple[list[AccountOut], bool]:
+        out: list[AccountOut] = []
         if self._state is not None:
+            if self._state.merge is not None and len(self._state.merge):
+                out = self._release(out, everything=True)  # the input ended: nothing earlier can come
             _export_gauges(self._state)  # the final figures, whatever the refresh interval skipped
-        return [], StatefulBatchLogic.RETAIN
+        return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> AccountState:
         assert self._state is not None, "snapshot is only taken after a batch"

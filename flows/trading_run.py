@@ -22,6 +22,7 @@ execution flow.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import bytewax.operators as op
@@ -110,6 +111,10 @@ def account_setup(settings: Bot4Settings, mode: Mode) -> AccountSetup:
         mode,
         live_venue,
         remote_execution=trading.execution == "kafka",
+        merge_keys=frozenset(f"{trading.exchange}:{s}" for s in trading.symbols)
+        if len(trading.symbols) > 1 and trading.merge_hold_ms > 0
+        else frozenset(),
+        merge_hold=timedelta(milliseconds=trading.merge_hold_ms),
     )
 
 

@@ -1,12 +1,13 @@
-"""The trading flow on two Bytewax workers gives, per instrument, the same vectors and signals as on
-one (DESIGN: "a run on N workers gives the same per-key outputs as a run on one").
+"""The trading flow on two Bytewax workers gives the same vectors and signals per instrument, and
+the same decisions, orders and fills, as on one (DESIGN: "a run on N workers gives the same
+per-key outputs as a run on one").
 
 The bundled real Binance 1m candles of BTC/USDT and ETH/USDT are replayed into Kafka (three
 partitions per topic, so the two instruments can land on different workers); the flow is drained
 once on one worker and once on two. What is keyed by instrument (features, strategies) must be
-identical. Orders are decided per account from both instruments' interleaving, which on two
-workers depends on polling, so they are compared by what must hold in any order: every signal has
-one decision.
+identical. The account takes both instruments' records in event-time order
+(flows/event_merge.py), so its decisions do not depend on how the workers interleave them: the
+orders and fills are identical too.
 """
 
 from __future__ import annotations
@@ -82,7 +83,11 @@ def _run(prefix: str, md_prefix: str, database: str, workers: int, bootstrap: st
             for s in (decode_signal(v) for _, v in read_topic(bootstrap, f"{prefix}signals.v1") if v)
         )
         decisions = [orjson.loads(v) for _, v in read_topic(bootstrap, f"{prefix}risk.decisions.v1") if v]
-        return {"vectors": vectors, "signals": signals, "decisions": decisions}
+        orders = sorted(v for _, v in read_topic(bootstrap, f"{prefix}orders.v1") if v)
+        fills = sorted(
+            v for _, v in read_topic(bootstrap, f"{prefix}fills.v1") if v and orjson.loads(v)["type"] == "fill"
+        )
+        return {"vectors": vectors, "signals": signals, "decisions": decisions, "orders": orders, "fills": fills}
     finally:
         for fut in admin.delete_topics(names).values():
             fut.result(30)
@@ -108,3 +113,7 @@ def test_two_workers_give_the_same_vectors_and_signals_per_instrument_as_one(
     for run in (one, two):
         judged = [d for d in run["decisions"] if d["kind"] in ("approved", "denied")]
         assert len(judged) == len(run["signals"])
+    assert len(one["orders"]) > 20 and one["fills"]
+    assert two["orders"] == one["orders"]  # byte for byte: the same decisions at the same times
+    assert two["fills"] == one["fills"]
+    assert sorted(orjson.dumps(d) for d in two["decisions"]) == sorted(orjson.dumps(d) for d in one["decisions"])
