@@ -81,11 +81,13 @@ from flows.metrics import (
     FILL_NOTIONAL,
     FILLS,
     LAST_EVENT_TIME,
+    ORDER_ACK_LATENCY,
     ORDER_TRANSITIONS,
     PNL,
     RISK_DECISIONS,
     RISK_STATE,
     STAGE_LATENCY,
+    VENUE_ERRORS,
     instrument_label,
 )
 from flows.models import rejects_to_dead_letters as models_dead_letters
@@ -102,6 +104,7 @@ from risk.engine import RiskEngine
 from risk.gate import decision_id
 from risk.market import InstrumentRules, MarketView
 from risk.sizing import propose, propose_amount
+from risk.venue_calls import VenueCallOutcome
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +396,7 @@ class AccountState:
 
     def __init__(self, setup: AccountSetup, wall_clock: Clock) -> None:
         cash = setup.balances.get(setup.quote_currency, Decimal(0))
+        self.venue_name = setup.capabilities.exchange
         self.remote: RemoteExecution | None = None
         self.event_clock: _EventClock | None = None
         #: The newest market time already published as progress on ``orders.v1`` (remote execution).
@@ -611,6 +615,7 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
         outcomes = state.manager.drain_outcomes()  # venue error rate, round trips, disconnects
         if outcomes:
             self._apply(state, engine.observe(machine.on_venue_outcomes(outcomes)), out)
+            _export_venue_calls(state.venue_name, outcomes)
             settled = True
         if not settled:
             self._apply(state, engine.observe(machine.tick()), out)
@@ -785,6 +790,16 @@ def _export_counters(records: list[AccountOut]) -> None:
         elif isinstance(record_, Fill):
             FILLS.labels(record_.exchange, record_.side.value).inc()
             FILL_NOTIONAL.labels(record_.exchange).inc(float(record_.price * record_.amount))
+
+
+def _export_venue_calls(venue: str, outcomes: Sequence[VenueCallOutcome]) -> None:
+    """``bot4_venue_errors_total`` by error class and ``bot4_order_ack_latency_seconds`` (answered
+    submits' round trips; zero on the paper venue, which answers in event time)."""
+    for outcome in outcomes:
+        if not outcome.ok:
+            VENUE_ERRORS.labels(venue, outcome.error or outcome.result.value).inc()
+        elif outcome.is_order_round_trip:
+            ORDER_ACK_LATENCY.labels(venue).observe(outcome.round_trip.total_seconds())
 
 
 def _export_gauges(state: AccountState) -> None:

@@ -151,3 +151,21 @@ def test_features_that_stop_while_market_data_flows_open_the_stale_features_brea
     assert tripped[0][1].trading_state is TradingState.REDUCING
     assert any(n >= resume and "stale_features" in d.to_record()["reason"] for n, d in changes)  # closed again
     assert trading.snapshot().engine.state is TradingState.ACTIVE
+
+
+def test_every_submit_to_the_venue_is_counted_in_the_order_ack_latency_histogram(candles):
+    from prometheus_client import REGISTRY
+
+    def acks() -> float:
+        return REGISTRY.get_sample_value("bot4_order_ack_latency_seconds_count", {"venue": "binance"}) or 0.0
+
+    instrument, account = setups(Mode.PAPER)
+    inst = InstrumentLogic(instrument, None, SystemClock())
+    trading = AccountLogic({"acct": account}, SystemClock(), None)
+    before = acks()
+    approved = 0
+    for candle in candles[:300]:
+        items, _ = inst.on_batch([candle])
+        out, _ = trading.on_batch([("acct", i) for i in items if isinstance(i, Candle | Signal)])
+        approved += sum(1 for o in out if isinstance(o, ApprovedOrder))
+    assert approved > 0 and acks() - before == approved  # one acknowledged submit per approved order
