@@ -25,6 +25,7 @@ setting and keys; see :mod:`execution.ccxt_venue`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -448,8 +449,21 @@ class AccountState:
         #: Strategies an operator paused (``bot4 pause``, the console), with the command that did it.
         self.paused: dict[str, PauseStrategy] = {}
 
+    @property
+    def live(self) -> bool:
+        """True when the order manager works on an exchange (not the paper venue, not remote)."""
+        return self.paper is None and self.remote is None
+
     def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__
+        state = dict(self.__dict__)
+        if isinstance(self.manager, OrderManager) and self.live:
+            # An exchange connection is not state: it holds a client, locks and the API keys,
+            # none of which belongs in a recovery file. The snapshot keeps the manager's orders,
+            # fills and portfolio; a restored account reconnects and reconciles (AccountLogic).
+            manager = copy.copy(self.manager)
+            manager.venue = None  # type: ignore[assignment]
+            state["manager"] = manager
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -475,7 +489,30 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             if setup.merge_keys:
                 self._state.merge = EventTimeMerge(setup.merge_keys, setup.merge_hold)
             DRAWDOWN_LIMIT.labels(account).set(float(setup.limits.breakers.max_drawdown_pct))
+        elif isinstance(self._state.manager, OrderManager) and self._state.live and self._state.manager.venue is None:
+            self._reconnect(self._state, self._setups[account])
         return self._state
+
+    @staticmethod
+    def _reconnect(state: AccountState, setup: AccountSetup) -> None:
+        """After a restart from a snapshot: a new exchange connection, then the manager's orders
+        reconciled with the exchange's (what filled or was canceled while we were away)."""
+        if setup.live_venue is None:
+            raise ValueError("live mode needs a live venue factory (execution.ccxt_venue.LiveCcxtVenue)")
+        manager = state.manager
+        assert isinstance(manager, OrderManager)
+        manager.venue = setup.live_venue()
+        report = manager.reconcile()
+        log.warning(
+            "account %s reconnected to %s after a restart: %d orders checked, changed %s, unknown at the venue %s,"
+            " %d fills applied",
+            setup.account,
+            setup.capabilities.exchange,
+            report.checked,
+            list(report.changed),
+            list(report.unknown_at_venue),
+            report.fills_applied,
+        )
 
     def on_batch(self, values: list[tuple[str, AccountIn]]) -> tuple[list[AccountOut], bool]:
         out: list[AccountOut] = []

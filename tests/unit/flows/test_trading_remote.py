@@ -169,3 +169,55 @@ def test_every_submit_to_the_venue_is_counted_in_the_order_ack_latency_histogram
         out, _ = trading.on_batch([("acct", i) for i in items if isinstance(i, Candle | Signal)])
         approved += sum(1 for o in out if isinstance(o, ApprovedOrder))
     assert approved > 0 and acks() - before == approved  # one acknowledged submit per approved order
+
+
+def test_a_live_accounts_snapshot_holds_no_exchange_connection_and_a_restore_reconnects_and_reconciles(candles):
+    """Live mode: the order manager works on an exchange connection (here the real paper venue
+    standing in for the exchange, which keeps its orders while we restart). The recovery snapshot
+    must not carry the connection (a client, locks, the API keys); after a restore the account
+    opens a new one from its factory and reconciles its orders with the exchange's."""
+    import pickle
+
+    from core.clock import ManualClock
+    from execution.manager import OrderManager
+    from execution.paper import PaperVenue
+
+    instrument, account = setups(Mode.LIVE)
+    exchange = PaperVenue(account.capabilities, account.balances)
+    connections: list[PaperVenue] = []
+
+    def connect() -> PaperVenue:
+        connections.append(exchange)
+        return exchange
+
+    account = replace(account, live_venue=connect)
+    clock = ManualClock(candles[0].ts_event)
+    inst = InstrumentLogic(instrument, None, clock)
+    trading = AccountLogic({"acct": account}, clock, None)
+    sent_at = 0
+    for at, candle in enumerate(candles):  # until an order is sent and rests, waiting for its bar
+        clock.set(candle.ts_event + timedelta(minutes=1))
+        exchange.on_candle(candle)  # the exchange sees its own market
+        items, _ = inst.on_batch([candle])
+        out, _ = trading.on_batch([("acct", i) for i in items if isinstance(i, Candle | Signal)])
+        if any(isinstance(o, ApprovedOrder) for o in out):
+            sent_at = at
+            break
+    state = trading.snapshot()
+    open_before = {o.client_order_id for o in state.manager.open_orders()}
+    assert open_before  # sent, accepted, waiting for the next bar
+    blob = pickle.dumps(state)
+    assert len(connections) == 1
+    restored = pickle.loads(blob)
+    assert isinstance(restored.manager, OrderManager) and restored.manager.venue is None
+    assert trading.snapshot().manager.venue is exchange  # the running account kept its connection
+
+    resumed = AccountLogic({"acct": account}, clock, restored)
+    nxt = candles[sent_at + 1]
+    clock.set(nxt.ts_event + timedelta(minutes=1))
+    exchange.on_candle(nxt)  # while we were away, the exchange filled the order at this bar's open
+    out, _ = resumed.on_batch([("acct", nxt)])
+    assert len(connections) == 2 and resumed.snapshot().manager.venue is exchange  # reconnected
+    fills = [o for o in out if isinstance(o, Fill)]
+    assert {f.client_order_id for f in fills} == open_before and fills[0].price == nxt.open  # reconciled
+    assert not resumed.snapshot().manager.open_orders()
