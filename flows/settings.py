@@ -25,7 +25,7 @@ from core.errors import ConfigError
 from models.config import ModelsConfig
 from risk.config import RiskLimits
 
-Mode = Literal["backtest", "paper", "shadow", "live"]
+Mode = Literal["backtest", "paper", "shadow", "testnet", "live"]
 
 
 class KafkaSettings(StrictConfig):
@@ -126,6 +126,9 @@ class ExchangeSettings(StrictConfig):
     api_secret: SecretStr = SecretStr("")
     testnet: bool = True
     live_trading_enabled: bool = False
+    #: Point ccxt's REST calls at this origin instead of the exchange's (a local mirror or proxy;
+    #: tests). None: the exchange itself.
+    api_url_override: str | None = None
 
 
 class TradingSettings(StrictConfig):

@@ -122,6 +122,7 @@ class Mode(StrEnum):
     BACKTEST = "backtest"
     PAPER = "paper"
     SHADOW = "shadow"
+    TESTNET = "testnet"
     LIVE = "live"
 
 
@@ -411,7 +412,7 @@ class AccountState:
             self.manager: OrderManager | RemoteExecution = self.remote
             self._init_views()
             return
-        if setup.mode is Mode.LIVE:
+        if setup.mode in (Mode.LIVE, Mode.TESTNET):
             if setup.live_venue is None:
                 raise ValueError("live mode needs a live venue factory (execution.ccxt_venue.LiveCcxtVenue)")
             venue: Venue = setup.live_venue()

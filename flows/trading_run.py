@@ -21,10 +21,10 @@ execution flow.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bytewax.operators as op
 import orjson
@@ -37,6 +37,7 @@ from core.errors import ConfigError, WireFormatError
 from core.fills import Fill, OrderEvent, fill_from_record, order_event_from_record
 from core.orders import ApprovedOrder, CancelAllOrders, Signal
 from execution.markets import load_capabilities
+from execution.venue import Venue
 from flows.aligned_source import AlignedKafkaSource
 from flows.backtest import strategies_for
 from flows.control import CONTROL_TOPIC, Command, decode_command
@@ -71,17 +72,33 @@ from flows.trading import (
 from models.records import DriftEvent, ScoreRecord
 from risk.decisions import RiskDecision
 
+if TYPE_CHECKING:
+    from execution.ccxt_venue import CcxtVenue, CcxtVenueConfig
+
 SIGNALS_TOPIC = "signals.v1"
 SHADOW_TOPIC = "orders.shadow.v1"
+
+
+@dataclass(frozen=True)
+class ExchangeConnection:
+    """Opens the account's exchange venue: the sandbox (``CcxtVenue``, testnet) or real money
+    (``LiveCcxtVenue``, live). Called when the account starts and again after a restart (a
+    connection is not part of a recovery snapshot)."""
+
+    venue_class: type[CcxtVenue]
+    config: CcxtVenueConfig
+
+    def __call__(self) -> Venue:
+        return self.venue_class(self.config, clock=SystemClock())
 
 
 def account_setup(settings: Bot4Settings, mode: Mode) -> AccountSetup:
     """The configured account: limits, the cached market rules, starting cash, and its venue."""
     trading = settings.trading
     caps = load_capabilities(trading.markets_dir / f"{trading.exchange}.json", trading.symbols)
-    live_venue = None
-    if mode is Mode.LIVE:
-        from execution.ccxt_venue import CcxtVenueConfig, LiveCcxtVenue
+    live_venue: Callable[[], Venue] | None = None
+    if mode in (Mode.LIVE, Mode.TESTNET):
+        from execution.ccxt_venue import CcxtVenue, CcxtVenueConfig, LiveCcxtVenue
 
         exchange = settings.exchange
         config = CcxtVenueConfig(
@@ -92,16 +109,19 @@ def account_setup(settings: Bot4Settings, mode: Mode) -> AccountSetup:
             api_secret=exchange.api_secret,
             testnet=exchange.testnet,
             live_trading_enabled=exchange.live_trading_enabled,
+            api_url_override=exchange.api_url_override,
         )
-        LiveCcxtVenue._check_settings(config)  # refuse before anything starts, with the reason
+        # The exchange's sandbox (testnet) or real money (live), each refused at start with the
+        # reason when its settings are not all there.
+        venue_class = LiveCcxtVenue if mode is Mode.LIVE else CcxtVenue
+        venue_class._check_settings(config)
         if trading.execution == "kafka":
             raise ConfigError(
-                "live trading executes in-process (BOT4_TRADING__EXECUTION=inprocess); the execution flow"
+                f"{mode.value} trading executes in-process (BOT4_TRADING__EXECUTION=inprocess); the execution flow"
                 " runs the paper venue only"
             )
 
-        def live_venue() -> LiveCcxtVenue:
-            return LiveCcxtVenue(config, clock=SystemClock())
+        live_venue = ExchangeConnection(venue_class, config)
 
     return AccountSetup(
         trading.account,

@@ -31,6 +31,33 @@ def test_live_trading_with_the_setting_but_no_keys_is_refused(monkeypatch):
     assert "API_KEY" in result.output.replace("\n", " ")
 
 
+def test_testnet_trading_needs_the_sandbox_keys_and_an_exchange_that_has_a_sandbox(monkeypatch):
+    monkeypatch.setenv("BOT4_MODE", "testnet")
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 2 and "API_KEY" in result.output.replace("\n", " ")
+    monkeypatch.setenv("BOT4_EXCHANGE__TESTNET", "false")
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 2 and "testnet is false" in result.output.replace("\n", " ")
+    monkeypatch.setenv("BOT4_EXCHANGE__TESTNET", "true")
+    monkeypatch.setenv("BOT4_TRADING__EXCHANGE", "kraken")
+    monkeypatch.setenv("BOT4_TRADING__SYMBOLS", '["BTC/USDT"]')
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 2 and "kraken has no sandbox" in result.output.replace("\n", " ")
+
+
+def test_a_testnet_account_trades_on_the_exchange_sandbox_venue_built_when_the_account_starts():
+    from execution.ccxt_venue import CcxtVenue
+    from flows.settings import load_settings
+    from flows.trading import Mode
+    from flows.trading_run import ExchangeConnection, account_setup
+
+    settings = load_settings(mode="testnet", exchange={"api_key": "k" * 16, "api_secret": "s" * 16})
+    setup = account_setup(settings, Mode.TESTNET)
+    connection = setup.live_venue
+    assert setup.mode is Mode.TESTNET and isinstance(connection, ExchangeConnection)
+    assert connection.venue_class is CcxtVenue and connection.venue_class.SANDBOX and connection.config.testnet
+
+
 def test_backtest_writes_results_and_report_and_report_rebuilds_them_identically(tmp_path):
     small = tmp_path / "BTC_USDT-1m.json"
     small.write_text(json.dumps(json.loads(BTC_1M.read_text())[:1500]))
