@@ -272,28 +272,6 @@ class BinanceWsReader:
 
     def _book_ticker(self, d: dict[str, Any], ts_recv: datetime) -> Quote:
         exchange_time = d.get("E")
-        b, bq, a, aq = d.get("b"), d.get("B"), d.get("a"), d.get("A")
-        if type(b) is str and type(bq) is str and type(a) is str and type(aq) is str:
-            # Book tickers are most of a capture's lines: dec_text's checks inlined, in the same
-            # order as the general path below, which on any doubt refuses with the precise reason.
-            symbol = self._symbol(d)
-            try:
-                bid, bid_amount, ask, ask_amount = _D(b), _D(bq), _D(a), _D(aq)
-            except InvalidOperation:
-                pass
-            else:
-                if bid.is_finite() and bid_amount.is_finite() and ask.is_finite() and ask_amount.is_finite():
-                    return Quote(
-                        self.exchange,
-                        symbol,
-                        bid,
-                        bid_amount,
-                        ask,
-                        ask_amount,
-                        ts_recv if exchange_time is None else from_epoch_ms(int_field(exchange_time, "event time 'E'")),
-                        ts_recv,
-                        int_field(d["u"], "update id 'u'"),
-                    )
         return Quote(
             self.exchange,
             self._symbol(d),
