@@ -1,17 +1,13 @@
 """The ingestion and trading flows on two Bytewax processes (``-i 0/1 -a "A;B"``, loopback) give the
-same per-key outputs as one worker (issue 10, scale-out; docs/runbook-multihost.md).
+same per-key outputs and the same orders as one worker (issue 10, scale-out; docs/runbook-multihost.md).
 
 A day of the bundled real Binance 1m candles of BTC/USDT and ETH/USDT, every topic with three
 partitions. Reference: the replay and then the trading flow on one worker, in this process.
 Scaled: the same replay and then the trading flow, each as two ``python -m bytewax.run``
 processes joined over 127.0.0.1, writing under another topic prefix and database. Compared: every
-md record per key, in order; the feature vectors and signals per instrument; one decision per
-signal.
-
-Not compared, and why: the orders. The account step (keyed by account, one worker) takes both
-instruments' signals and prices in arrival order, which across processes depends on polling; the
-orders were equal in one run and differed in another (61 more on two processes). Equal orders
-need an event-time merge in front of the account step (flows/trading.py); see the runbook.
+md record per key, in order; the feature vectors and signals per instrument; the orders (client
+order id, side, amount, price) and the approvals and denials, which hold across processes since
+the account step takes the instruments' records in event-time order (flows.event_merge).
 """
 
 from __future__ import annotations
@@ -186,3 +182,11 @@ def test_two_processes_give_the_md_records_vectors_and_signals_per_key_of_one_wo
     for run in (reference, scaled):
         signals = sum(len(v) for v in run["signals"].values())  # type: ignore[attr-defined]
         assert len(run["decisions"]) == signals > 10  # type: ignore[arg-type]
+
+
+def test_two_processes_give_the_orders_and_decisions_of_one_worker(runs):
+    reference = trading_outcome(runs.bootstrap, runs.one)
+    scaled = trading_outcome(runs.bootstrap, runs.two)
+    assert reference["orders"], "the replay should trade"
+    assert scaled["orders"] == reference["orders"]
+    assert scaled["decisions"] == reference["decisions"]
