@@ -15,7 +15,10 @@ the same replay source into ``flat_map_batch`` and a discarding sink, one worker
 is measured in-process on the 1m data: the time ``InstrumentLogic.on_batch`` plus
 ``AccountLogic.on_batch`` take for the single event that closes a bar and yields an order.
 
-    .venv/bin/python benchmarks/bench_backtest.py [--scenario 1h|1m|ticks|latency|all] [--json]
+    .venv/bin/python benchmarks/bench_backtest.py [--scenario 1h|1m|ticks|latency|all] [--repeats N]
+
+Each figure is reported with the CPU time of the process beside the wall time: on the shared
+machine the wall time mostly measures the neighbours' load, the CPU time the code.
 """
 
 from __future__ import annotations
@@ -87,19 +90,32 @@ class DiscardSink(DynamicSink[object]):
         return _Discard(self.counter)
 
 
-def passthrough(config: BacktestConfig) -> tuple[float, int]:
+def passthrough(config: BacktestConfig) -> tuple[float, int, float]:
+    """Wall seconds, events and CPU seconds of the bare replay into a discarding sink."""
     flow = Dataflow("bench_passthrough")
     events = op.input("replay", flow, ReplaySource(list(config.files), batch_size=config.batch_size, merge_all=True))
     sink = DiscardSink()
     op.output("out", op.flat_map_batch("pass", events, lambda b: b), sink)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     run_main(flow)
-    return time.perf_counter() - started, sink.counter[0]
+    return time.perf_counter() - started, sink.counter[0], time.process_time() - cpu_started
 
 
-def run_scenario(name: str) -> dict[str, object]:
+def run_scenario(name: str, repeats: int = 1) -> dict[str, object]:
+    """The scenario ``repeats`` times (pass-through then flow each time); the run with the best
+    ratio to its pass-through is reported, as the docs' "best of N"."""
+    runs = [_run_once(name) for _ in range(max(1, repeats))]
+    best = max(runs, key=lambda r: float(r["ratio_to_passthrough"]))  # type: ignore[arg-type]
+    best["repeats"] = len(runs)
+    best["flow_s_every_run"] = [r["flow_s"] for r in runs]
+    best["flow_cpu_s_every_run"] = [r["flow_cpu_s"] for r in runs]
+    best["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return best
+
+
+def _run_once(name: str) -> dict[str, object]:
     config = scenario_config(name)
-    base_s, base_events = passthrough(config)
+    base_s, base_events, base_cpu = passthrough(config)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         run = run_backtest(config, Path(tmp))
@@ -121,7 +137,11 @@ def run_scenario(name: str) -> dict[str, object]:
         "passthrough_s": round(base_s, 3),
         "passthrough_events_per_s": round(base_events / base_s),
         "ratio_to_passthrough": round((run.events / run.wall_s) / (base_events / base_s), 4),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # CPU time: on a shared, loaded machine wall time measures the neighbours as much as the code.
+        "flow_cpu_s": round(run.cpu_s, 3),
+        "events_per_cpu_s": round(run.events / run.cpu_s) if run.cpu_s else None,
+        "passthrough_cpu_s": round(base_cpu, 3),
+        "cpu_ratio_to_passthrough": round(base_cpu / run.cpu_s * run.events / base_events, 4) if run.cpu_s else None,
         "fills": run.counts["fills"],
     }
 
@@ -167,9 +187,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="all", choices=["1h", "1m", "ticks", "latency", "all", "_child"])
     parser.add_argument("--child", default="")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per scenario; the best ratio is reported")
     args = parser.parse_args()
     if args.scenario == "_child":
-        result = decision_latency() if args.child == "latency" else run_scenario(args.child)
+        result = decision_latency() if args.child == "latency" else run_scenario(args.child, args.repeats)
         print(json.dumps(result))
         return
     names = ["1h", "1m", "ticks", "latency"] if args.scenario == "all" else [args.scenario]
@@ -179,7 +200,7 @@ def main() -> None:
     )
     for name in names:
         out = subprocess.run(
-            [sys.executable, __file__, "--scenario", "_child", "--child", name],
+            [sys.executable, __file__, "--scenario", "_child", "--child", name, "--repeats", str(args.repeats)],
             check=True,
             capture_output=True,
             text=True,
