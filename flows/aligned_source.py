@@ -9,6 +9,13 @@ batch recomputation over the events in event-time order, and so does every rerun
 
 How: instruments are keyed ``exchange:SYMBOL`` and produced with Kafka's default partitioner, so
 with equal partition counts one instrument lands on the same partition index of every md topic.
+Catching up (a restart, a backlog), a source that hands over everything it can read puts the
+whole backlog in Bytewax's first epoch, and that epoch, and so its recovery snapshot, completes
+only when the backlog is processed: a crash during the catch-up loses all of it. ``max_rate``
+(records per second per partition) caps what is handed over, so epochs keep closing and
+snapshots keep committing while the flow catches up; set it near the flow's own throughput, so
+it costs nothing (the rest waits in Kafka, not in memory).
+
 One Bytewax partition reads index ``i`` of every topic and emits the record with the smallest
 ``ts_event`` as long as every topic either has a buffered record or is caught up (at its end):
 a caught-up topic cannot hold an earlier record, so it never holds the others back. Ties go to
@@ -19,8 +26,10 @@ re-reads what was buffered and not yet emitted.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -72,7 +81,12 @@ class _AlignedPartition(StatefulSourcePartition[Inbound | DeadLetter, dict[str, 
         batch_size: int,
         tail: bool,
         clock: Clock,
+        max_rate: float | None = None,
     ) -> None:
+        self._max_rate = max_rate
+        self._window_start = time.monotonic()
+        self._sent = 0
+        self._paused: set[str] = set()
         self._consumer = Consumer(config)
         self._consumer.assign([TopicPartition(t, index, start[t]) for t in topics])
         self._topics, self._index = topics, index
@@ -82,9 +96,30 @@ class _AlignedPartition(StatefulSourcePartition[Inbound | DeadLetter, dict[str, 
         self._caught_up: dict[str, bool] = dict.fromkeys(topics, False)
         self._batch_size, self._tail, self._clock = batch_size, tail, clock
 
+    def _budget(self) -> int | None:
+        """Records this partition may still hand over in the current second (None: no cap)."""
+        if self._max_rate is None:
+            return None
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._sent = now, 0
+        return max(0, int(self._max_rate) - self._sent)
+
+    def next_awake(self) -> datetime | None:
+        """With the cap spent, wake up when the next second's budget starts (not before)."""
+        budget = self._budget()
+        if budget is None or budget > 0:
+            return None
+        return datetime.now(UTC) + timedelta(seconds=max(0.0, self._window_start + 1.0 - time.monotonic()))
+
     def next_batch(self) -> list[Inbound | DeadLetter]:
         out: list[Inbound | DeadLetter] = []
         heads, caught_up, index = self._heads, self._caught_up, self._index
+        budget = self._budget()
+        if budget == 0:
+            return out
+        if budget is not None:
+            self._hold_full_topics()
         for msg in self._consumer.consume(self._batch_size, 0.001):
             topic: str = msg.topic()  # type: ignore[assignment]  # set on every message
             err = msg.error()
@@ -99,14 +134,30 @@ class _AlignedPartition(StatefulSourcePartition[Inbound | DeadLetter, dict[str, 
             value = msg.value() or b""
             heads[topic].append((event_time_us(value), Inbound(topic, index, offset, msg.key(), value)))
             caught_up[topic] = False
-        self._merge(out)
+        self._merge(out, len(out) + budget if budget is not None else None)
+        if budget is not None:
+            self._sent += len(out)
         if not self._tail and all(caught_up.values()) and not any(heads.values()) and not out:
             raise StopIteration
         return out
 
-    def _merge(self, out: list[Inbound | DeadLetter]) -> None:
+    def _hold_full_topics(self) -> None:
+        """Stop fetching a topic while a batch of it waits here (the cap leaves the rest in Kafka,
+        not in memory); the other topics go on being read, so their end is still noticed."""
+        for topic, queue in self._heads.items():
+            full = len(queue) >= self._batch_size
+            if full != (topic in self._paused):
+                partition = [TopicPartition(topic, self._index)]
+                if full:
+                    self._consumer.pause(partition)
+                    self._paused.add(topic)
+                else:
+                    self._consumer.resume(partition)
+                    self._paused.discard(topic)
+
+    def _merge(self, out: list[Inbound | DeadLetter], limit: int | None) -> None:
         heads, caught_up, rank, nxt = self._heads, self._caught_up, self._rank, self._next
-        while True:
+        while limit is None or len(out) < limit:
             best: str | None = None
             best_key: tuple[int, int] | None = None
             for topic, queue in heads.items():
@@ -143,12 +194,14 @@ class AlignedKafkaSource(FixedPartitionedSource[Inbound | DeadLetter, dict[str, 
         tail: bool = True,
         batch_size: int = 5000,
         clock: Clock | None = None,
+        max_rate: float | None = None,
     ) -> None:
         self._kafka = kafka
         self._topics = list(topics)
         self._tail = tail
         self._batch_size = batch_size
         self._clock = clock or SystemClock()
+        self._max_rate = max_rate
 
     def list_parts(self) -> list[str]:
         counts = partition_counts(self._kafka, self._topics)
@@ -179,4 +232,5 @@ class AlignedKafkaSource(FixedPartitionedSource[Inbound | DeadLetter, dict[str, 
             batch_size=self._batch_size,
             tail=self._tail,
             clock=self._clock,
+            max_rate=self._max_rate,
         )

@@ -160,6 +160,11 @@ class TradingSettings(StrictConfig):
     #: several workers and several processes decide alike); a record waits at most this long (ms)
     #: for a quiet symbol. 0 takes records in arrival order (lowest latency, order not reproducible).
     merge_hold_ms: int = Field(default=250, ge=0)
+    #: Market events each source partition hands the flow per second at most (catching up after
+    #: a restart or a backlog): keeps Bytewax's epochs, and recovery snapshots, closing every
+    #: second or so instead of one epoch swallowing the whole backlog. Above the flow's own
+    #: throughput it costs nothing. 0: no cap.
+    max_events_per_s: int = Field(default=8000, ge=0)
 
 
 class StorageSettings(StrictConfig):

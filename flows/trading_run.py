@@ -274,7 +274,11 @@ def trading_flow(
     if source is None:
         md_topics = TRADE_TOPICS if trading.bars_from == "trades" else CANDLE_TOPICS
         source = AlignedKafkaSource(
-            kafka, [kafka.topic(t) for t in md_topics], tail=tail, batch_size=batch_size or trading.batch_size
+            kafka,
+            [kafka.topic(t) for t in md_topics],
+            tail=tail,
+            batch_size=batch_size or trading.batch_size,
+            max_rate=trading.max_events_per_s or None,
         )
     if commands is None:
         commands = InboundKafkaSource(kafka, [kafka.topic(CONTROL_TOPIC)], tail=tail, clock=clock)
