@@ -142,10 +142,14 @@ class _AlignedPartition(StatefulSourcePartition[Inbound | DeadLetter, dict[str, 
         return out
 
     def _hold_full_topics(self) -> None:
-        """Stop fetching a topic while a batch of it waits here (the cap leaves the rest in Kafka,
-        not in memory); the other topics go on being read, so their end is still noticed."""
+        """Stop fetching a topic while a couple of seconds' worth of it waits here (the cap leaves
+        the rest in Kafka, not in memory); the other topics go on being read, so their end is
+        still noticed. The margin keeps fetching ahead of the cap: a paused fetch costs a broker
+        round trip to restart."""
+        assert self._max_rate is not None
+        limit = max(10 * self._batch_size, 2 * int(self._max_rate))
         for topic, queue in self._heads.items():
-            full = len(queue) >= self._batch_size
+            full = len(queue) >= limit
             if full != (topic in self._paused):
                 partition = [TopicPartition(topic, self._index)]
                 if full:

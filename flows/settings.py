@@ -164,7 +164,7 @@ class TradingSettings(StrictConfig):
     #: a restart or a backlog): keeps Bytewax's epochs, and recovery snapshots, closing every
     #: second or so instead of one epoch swallowing the whole backlog. Above the flow's own
     #: throughput it costs nothing. 0: no cap.
-    max_events_per_s: int = Field(default=8000, ge=0)
+    max_events_per_s: int = Field(default=3000, ge=0)
 
 
 class StorageSettings(StrictConfig):

@@ -467,7 +467,24 @@ class AccountState:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots written before an attribute existed restore with its empty default.
+        for name, default in _STATE_DEFAULTS.items():
+            state.setdefault(name, default())
         self.__dict__.update(state)
+
+
+#: Attributes added to AccountState over time and their defaults for older snapshots.
+_STATE_DEFAULTS: dict[str, Callable[[], Any]] = {
+    "remote": lambda: None,
+    "event_clock": lambda: None,
+    "progress_sent": lambda: None,
+    "pending_features": dict,
+    "pending_predictions": dict,
+    "merge": lambda: None,
+    "merge_time": dict,
+    "paused": dict,
+    "venue_name": lambda: "unknown",
+}
 
 
 def _bar_end(candle: Candle) -> datetime:

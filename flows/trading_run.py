@@ -40,7 +40,7 @@ from execution.markets import load_capabilities
 from execution.venue import Venue
 from flows.aligned_source import AlignedKafkaSource
 from flows.backtest import strategies_for
-from flows.control import CONTROL_TOPIC, Command, decode_command
+from flows.control import Command, control_source, decode_command
 from flows.dlq import Inbound, dead_letter
 from flows.dlq import to_kafka as dead_letter_message
 from flows.execution import (
@@ -58,7 +58,7 @@ from flows.metrics import ensure_server
 from flows.models import encode_signal, write_drift, write_scores
 from flows.pg_sink import RowsSink, Target, connected
 from flows.risk_step import decision_message, order_message, write_decisions
-from flows.settings import Bot4Settings, load_settings
+from flows.settings import Bot4Settings, load_settings, require_live_limits
 from flows.store import REFUSED_KEY, decode_batch
 from flows.trading import (
     AccountSetup,
@@ -263,6 +263,7 @@ def trading_flow(
     clock = clock or SystemClock()
     trading = settings.trading
     account = account_setup(settings, mode)
+    require_live_limits(settings)  # real money needs the account's own limits, not the defaults
     if not tail and account.merge_keys:
         # A drain ends with the end of the topics, where the merge lets everything go: no record
         # needs releasing early for a quiet instrument, so the order never depends on timing.
@@ -281,7 +282,8 @@ def trading_flow(
             max_rate=trading.max_events_per_s or None,
         )
     if commands is None:
-        commands = InboundKafkaSource(kafka, [kafka.topic(CONTROL_TOPIC)], tail=tail, clock=clock)
+        # The control topic and the kill file ($BOT4_DATA_DIR/KILL), however the flow is started.
+        commands = control_source(settings, tail=tail, clock=clock)
     known = frozenset(f"{trading.exchange}:{s}" for s in trading.symbols)
     inbound = op.input("md_in", flow, source)
     decoded = op.flat_map_batch("decode", inbound, lambda batch: decode_batch(batch, known, clock))
