@@ -33,6 +33,7 @@ charged in the base currency is valued at the fill price.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,7 +116,12 @@ class Portfolio:
     # from before it existed restore at 0).
     _version = 0
 
-    def __init__(self, account: str, starting_cash: Decimal, quote_currency: str = "USDT") -> None:
+    def __init__(
+        self, account: str, starting_cash: Decimal, quote_currency: str = "USDT", *, curve: int | None = None
+    ) -> None:
+        """``curve`` bounds :attr:`equity_curve` to its newest points (None keeps every point, for
+        reports and tests; 0 keeps none: a long-running flow records equity elsewhere, and a curve
+        growing with every mark would grow its memory and every recovery snapshot)."""
         self.account = account
         self.quote_currency = quote_currency
         self.starting_cash = starting_cash
@@ -124,7 +130,7 @@ class Portfolio:
         self._books: dict[str, _Book] = {}
         self._peak = starting_cash
         self._max_drawdown = _ZERO
-        self.equity_curve: list[tuple[datetime, Decimal]] = []
+        self.equity_curve: deque[tuple[datetime, Decimal]] = deque(maxlen=curve)
 
     # -- updates ---------------------------------------------------------------------------------
 

@@ -164,7 +164,7 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             setup = self._accounts[account]
             cash = setup.balances.get(setup.quote_currency, Decimal(0))
             venue = PaperVenue(setup.capabilities, setup.balances)
-            manager = OrderManager(venue, Portfolio(account, cash, setup.quote_currency), clock=venue)
+            manager = OrderManager(venue, Portfolio(account, cash, setup.quote_currency, curve=0), clock=venue)
             self._state = ExecutionState(manager)
         return self._state
 

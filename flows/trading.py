@@ -407,7 +407,7 @@ class AccountState:
             self.paper: PaperVenue | None = None
             self.event_clock = _EventClock(wall_clock)
             self.clock: _VenueClock | _EventClock = self.event_clock
-            self.remote = RemoteExecution(Portfolio(setup.account, cash, setup.quote_currency))
+            self.remote = RemoteExecution(Portfolio(setup.account, cash, setup.quote_currency, curve=0))
             self.engine = RiskEngine(setup.account, setup.limits, self.clock)
             self.manager: OrderManager | RemoteExecution = self.remote
             self._init_views()
@@ -425,7 +425,8 @@ class AccountState:
             self.clock = _VenueClock(self.paper, None)
             timer = None  # the paper venue answers in event time: round trips of zero
         self.engine = RiskEngine(setup.account, setup.limits, self.clock)
-        self.manager = OrderManager(venue, Portfolio(setup.account, cash), clock=self.clock, timer=timer)
+        # Equity is recorded as samples (EquitySample, one per bar), not as the portfolio's own curve.
+        self.manager = OrderManager(venue, Portfolio(setup.account, cash, curve=0), clock=self.clock, timer=timer)
         self._init_views()
 
     def _init_views(self) -> None:

@@ -161,6 +161,19 @@ def test_peak_equity_drawdown_and_equity_curve_follow_marks() -> None:
         pf.mark("binance", "BTC/USDT", d(0))
 
 
+def test_a_bounded_equity_curve_keeps_its_newest_points_and_the_peak_and_drawdown_of_all() -> None:
+    """A long-running flow's portfolio keeps no curve (curve=0): memory and snapshots stay flat
+    (the soak run saw the unbounded curve grow by a point per mark), and the drawdown still
+    counts every mark."""
+    for keep, expected in ((0, []), (2, [d(1_100), d(890)])):
+        pf = Portfolio(ACCOUNT, d(1_000), curve=keep)
+        pf.apply_fill(fill(Side.BUY, "100", "5", n=1))
+        pf.mark("binance", "BTC/USDT", d(120), T0 + timedelta(minutes=1))
+        pf.mark("binance", "BTC/USDT", d(78), T0 + timedelta(minutes=2))
+        assert [e for _, e in pf.equity_curve] == expected
+        assert pf.peak_equity == d(1_100) and pf.max_drawdown == (d(1_100) - d(890)) / d(1_100)
+
+
 def test_view_gives_the_gate_equity_open_positions_at_marks_and_open_orders() -> None:
     pf = Portfolio(ACCOUNT, d(1_000))
     pf.apply_fill(fill(Side.BUY, "100", "2", n=1))
