@@ -49,8 +49,9 @@ integration: install
 	@set -e; bash infra/services.sh up; trap 'bash infra/services.sh down' EXIT; \
 	$(BIN)/pytest -p no:cacheprovider -m integration $(PYTEST_ARGS)
 
-## make chaos: the fault-injection suite in full (20 kill -9 points; `make test` runs 1). The outage
-## scenarios on private servers (Kafka broker, PostgreSQL for 30 s, Redis) run only here.
+## make chaos: the fault-injection and scale-out suite in full (20 kill -9 points; `make test` runs 1
+## on 12,000 bars). The outage scenarios on private servers (Kafka broker, PostgreSQL for 30 s, Redis)
+## and the scale-out equality tests (two workers, two processes) run only here.
 chaos: install
 	@set -e; bash infra/services.sh tools; bash infra/services.sh up; \
 	trap 'bash infra/services.sh down' EXIT; \

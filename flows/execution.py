@@ -325,7 +325,7 @@ def decode_instruction(data: bytes) -> ApprovedOrder | CancelAllOrders | Executi
     >>> decode_instruction(b'{"type": "progress"}')
     Traceback (most recent call last):
     ...
-    core.errors.WireFormatError: ('malformed_order', "orders.v1 record lacks 'account'")
+    core.errors.WireFormatError: malformed_order: orders.v1 record lacks 'account'
     """
     try:
         rec = orjson.loads(data)

@@ -195,7 +195,7 @@ def vectors_frame(vectors: Sequence[FeatureVector]) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def push(store: FeatureStore, vectors: Sequence[FeatureVector], env: FeastEnv) -> None:
+def push(store: FeatureStore, vectors: Sequence[FeatureVector], env: FeastEnv, *, newest_online: bool = False) -> None:
     """Write vectors to the online store (and, on ``local``, append them to the parquet history).
 
     On ``dev`` the history is ``feature_rows``, written by the features flow before this call.
@@ -208,7 +208,16 @@ def push(store: FeatureStore, vectors: Sequence[FeatureVector], env: FeastEnv) -
     if not vectors:
         return
     frame = vectors_frame(vectors)
-    store.write_to_online_store(FEATURE_VIEW, frame)
+    if newest_online:
+        # A replay's block: the online store serves each instrument's newest vector, so only
+        # that one is written there (the history gets them all).
+        newest: dict[str, FeatureVector] = {}
+        for v in vectors:
+            if v.key not in newest or v.ts_event >= newest[v.key].ts_event:
+                newest[v.key] = v
+        store.write_to_online_store(FEATURE_VIEW, vectors_frame(list(newest.values())))
+    else:
+        store.write_to_online_store(FEATURE_VIEW, frame)
     if env == "local":
         store.push(PUSH_SOURCE, frame, to=PushMode.OFFLINE)
 
@@ -252,7 +261,7 @@ class _FeastPushPartition(StatelessSinkPartition[FeatureVector]):
         delay, waited = 0.25, 0.0
         while True:
             try:
-                push(self._store, pending, self._env)
+                push(self._store, pending, self._env, newest_online=self._min_rows > 1)
                 return
             except _TRANSIENT as exc:
                 if waited >= _MAX_WAIT_S:

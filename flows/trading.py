@@ -668,7 +668,9 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             state.pending_md, state.pending_features, state.pending_predictions = {}, {}, {}
             self._apply(state, engine.observe(machine.on_data(market, features, predictions)), out)
             settled = True
-        outcomes = state.manager.drain_outcomes()  # venue error rate, round trips, disconnects
+        # Venue error rate, round trips, disconnects: only calls that tell something (a returned
+        # poll, made on every market event, does not; see VenueCallOutcome.is_evidence).
+        outcomes = [o for o in state.manager.drain_outcomes() if o.is_evidence]
         if outcomes:
             self._apply(state, engine.observe(machine.on_venue_outcomes(outcomes)), out)
             _export_venue_calls(state.venue_name, outcomes)

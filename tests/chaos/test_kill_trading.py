@@ -8,7 +8,8 @@ restarted until it finishes. Compared: the distinct orders and fills on the topi
 PostgreSQL, order by order and fill by fill (price, amount, fee). Recorded: restart to the first
 processed event.
 
-``make test`` kills at ``BOT4_CHAOS_KILLS`` (default 1) point; ``make chaos`` at 20.
+``make test`` kills at ``BOT4_CHAOS_KILLS`` (default 1) point of the first 12,000 bars; ``make chaos`` at 20 over
+the whole month.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ pytestmark = [
 ]
 KILLS = int(os.environ.get("BOT4_CHAOS_KILLS", "1"))
 SEED = int(os.environ.get("BOT4_CHAOS_SEED", "20261125"))
+#: ``make test``'s one kill point runs on the month's first 12,000 bars (``make chaos``: all of it).
+REPLAYED = BARS if KILLS > 1 else min(BARS, 12_000)
 
 
 @pytest.fixture
-def replayed(topic_prefix: str, kafka_bootstrap: str, pg_admin_conninfo: str) -> Iterator[str]:
+def replayed(topic_prefix: str, kafka_bootstrap: str, pg_admin_conninfo: str, tmp_path: Path) -> Iterator[str]:
     """The candles on the test's md topics, and the trading flow's output topics created."""
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     names = [f"{topic_prefix}{t}" for t in OUT_TOPICS]
@@ -56,7 +59,11 @@ def replayed(topic_prefix: str, kafka_bootstrap: str, pg_admin_conninfo: str) ->
     for fut in admin.create_topics(new).values():
         fut.result(30)
     settings = load_settings(kafka={"topic_prefix": topic_prefix})
-    run_main(replay_flow([BTC_1M], settings=settings))
+    source = BTC_1M
+    if REPLAYED < BARS:
+        source = tmp_path / BTC_1M.name
+        source.write_bytes(orjson.dumps(orjson.loads(BTC_1M.read_bytes())[:REPLAYED]))
+    run_main(replay_flow([source], settings=settings))
     try:
         yield topic_prefix
     finally:
@@ -122,7 +129,7 @@ def test_kill_9_at_seeded_points_then_restart_gives_the_uninterrupted_orders_and
         fut.result(30)
 
     rng = random.Random(SEED)
-    points = sorted(rng.sample(range(BARS // 10, BARS * 9 // 10), KILLS))
+    points = sorted(rng.sample(range(REPLAYED // 10, REPLAYED * 9 // 10), KILLS))
     chaos_db = f"bot4_chaos_{prefix.strip('.')}"
     conninfo = fresh_database(pg_admin_conninfo, chaos_db)
     recovery = tmp_path / "recovery"

@@ -37,7 +37,12 @@ from flows.storage.migrate import migrate
 from flows.trading_run import trading_flow
 from tests.integration.conftest import read_topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.chaos,
+    # Scale-out scenarios (a minute or more here) run with the chaos suite: `make chaos`.
+    pytest.mark.skipif(os.environ.get("BOT4_CHAOS_FULL") != "1", reason="make chaos only (BOT4_CHAOS_FULL=1)"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 MD_TOPICS = ("md.trades.v1", "md.book.v1", "md.candles.v1", "dlq.v1")

@@ -12,6 +12,7 @@ orders and fills are identical too.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import orjson
@@ -29,7 +30,12 @@ from flows.storage.migrate import migrate
 from flows.trading_run import trading_flow
 from tests.integration.conftest import read_topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.chaos,
+    # Scale-out scenarios (a minute or more here) run with the chaos suite: `make chaos`.
+    pytest.mark.skipif(os.environ.get("BOT4_CHAOS_FULL") != "1", reason="make chaos only (BOT4_CHAOS_FULL=1)"),
+]
 
 OUT_TOPICS = ("features.v1", "signals.v1", "risk.decisions.v1", "orders.v1", "fills.v1", "orders.shadow.v1")
 

@@ -65,7 +65,7 @@ def garbage_for(payload: bytes) -> st.SearchStrategy[bytes]:
         st.sampled_from(["ts_event", "exchange", "symbol", "type"]).map(
             lambda k: orjson.dumps({f: v for f, v in body.items() if f != k})
         ),
-        st.one_of(st.text(max_size=8), st.none(), st.lists(st.integers(), max_size=2)).map(
+        st.one_of(st.text(max_size=8), st.none(), st.lists(st.integers(-(2**63), 2**63 - 1), max_size=2)).map(
             lambda bad: orjson.dumps({**body, "ts_event": bad})
         ),
         st.text(max_size=10).map(lambda t: orjson.dumps({**body, "type": "x" + t})),
