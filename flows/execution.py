@@ -230,9 +230,15 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             self._raise_upto(pacing, item.ts)
             keys = list(pacing.held)
         elif isinstance(item, CancelAllOrders):
-            # A cancel-all reaches every order decided before it: those still waiting for their
-            # market go first, then everything open is canceled.
+            # A cancel-all decided at market time T reaches the venue after the market up to T, as
+            # in-process, where the trading flow had applied it before deciding: what is held here
+            # up to T goes first (with the orders decided in between submitted in their place), so
+            # an order the market filled before T is filled, not canceled. Market data up to T that
+            # has not arrived yet is not waited for (a cancel must not wait on the feed). Then the
+            # orders still waiting for their market are submitted, and everything open is canceled.
             self._raise_upto(pacing, item.ts)
+            for key in dict.fromkeys([*pacing.held, *pacing.waiting]):  # a set's order varies by process
+                self._advance(state, key, out, until=item.ts)
             for queue in pacing.waiting.values():
                 while queue:
                     self._instruct(state.manager, queue.popleft(), out)
@@ -258,9 +264,15 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
         if pacing.upto is None or ts > pacing.upto:
             pacing.upto = ts
 
-    def _advance(self, state: ExecutionState, key: str, out: list[ExecOutput]) -> None:
-        """Apply ``key``'s held market data and submit its waiting orders, in decision order."""
+    def _advance(
+        self, state: ExecutionState, key: str, out: list[ExecOutput], *, until: datetime | None = None
+    ) -> None:
+        """Apply ``key``'s held market data up to the trading flow's progress (or ``until``, when
+        earlier) and submit its waiting orders, in decision order."""
         pacing = state.pacing
+        bound = pacing.upto
+        if until is not None and (bound is None or until < bound):
+            bound = until
         held = pacing.held.get(key)
         waiting = pacing.waiting.get(key)
         while True:
@@ -274,7 +286,7 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
                     continue
             # An event after a waiting order's decision never gets here: the branch above has
             # submitted that order first.
-            if held and pacing.upto is not None and held[0][0] <= pacing.upto:
+            if held and bound is not None and held[0][0] <= bound:
                 self._market(state.manager, held.popleft()[1])
                 continue
             break

@@ -144,3 +144,21 @@ def test_orders_v1_instructions_round_trip_and_bad_ones_are_refused_with_a_reaso
         with pytest.raises(Exception) as info:
             decode_instruction(bad)
         assert info.value.reason == reason  # type: ignore[attr-defined]
+
+
+def test_a_cancel_all_comes_after_the_market_up_to_its_time_so_what_that_market_filled_stays_filled(capture):
+    # A resting buy limit that later trades trade through, and a cancel-all decided after them
+    # (a breaker, the kill switch) with the trading flow's progress still at the order: in-process
+    # the market up to the cancel fills the order first; paced, the held market data up to the
+    # cancel's time must go to the venue before the cancel, or the fill is lost.
+    snap = next(i for i, e in enumerate(capture) if type(e).__name__ == "BookSnapshot")
+    at = decision_point(capture, snap + 200)
+    later = [e.price for e in capture[at:] if type(e).__name__ == "Trade"]
+    order = limit_buy(
+        "b4-pace-late-cancel", capture[at - 1].ts_event, capture[at - 1].price, min(later) + Decimal("0.01")
+    )
+    cancel = CancelAllOrders("main", "drawdown", capture[-1].ts_event, keep_reduce_only=False)
+    in_process = run([*capture[:at], order, *capture[at:], cancel], paced=False)
+    assert [r for r in in_process if isinstance(r, Fill)]
+    assert run([*capture, order, cancel], paced=True) == in_process  # the market data was here first
+    assert run([order, *capture, cancel], paced=True) == in_process  # orders.v1 was read first
