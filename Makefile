@@ -17,10 +17,13 @@ console/dist/index.html: $(CONSOLE_SRC)
 	cd console && npm ci --no-audit --no-fund && npm run build
 
 # The lock pins the whole transitive set, so CI and a fresh machine install what was tested.
+# uv installs the same pinned set as pip (checked: identical `pip freeze`) in ~15 s instead of ~2 min,
+# which `make test`'s 20-minute budget on a clean clone needs; pip still checks the result.
+UV_VERSION := 0.9.30
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip install -q --python $(BIN)/python -c requirements.lock -e '.[dev]'
 	$(BIN)/pip check
 	touch $@
 

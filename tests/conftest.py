@@ -67,3 +67,31 @@ def topic_prefix(kafka_bootstrap: str) -> Iterator[str]:
     finally:
         for fut in admin.delete_topics(names).values():
             fut.result(30)
+
+
+# -- coverage off for long replays -----------------------------------------------------------------
+#
+# Coverage tracing multiplies the CPU of a pure-Python replay by 2.5-4 (the 1h freqtrade parity run's
+# setup: 15 s untraced, 44-67 s traced). Scenario tests marked ``no_cover`` replay real data through
+# code the focused unit tests already cover line by line, so ``make test`` runs them untraced, their
+# module fixtures included: pytest-cov's own ``no_cover`` pauses only the test call, not its setup.
+# Their assertions run exactly as before; only the coverage report does not count their lines.
+
+
+def _coverage_controller(item: pytest.Item) -> object | None:
+    plugin = item.config.pluginmanager.getplugin("_cov")
+    controller = getattr(plugin, "cov_controller", None)
+    return controller if getattr(controller, "started", False) else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    controller = _coverage_controller(item) if item.get_closest_marker("no_cover") else None
+    if controller is None:
+        yield
+        return
+    controller.pause()  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        controller.resume()  # type: ignore[attr-defined]

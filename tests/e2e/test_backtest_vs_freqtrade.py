@@ -38,7 +38,11 @@ HOUR = timedelta(hours=1)
 EMA_MEMORY = 120 * HOUR
 WARM_UP = 100 * HOUR
 
-pytestmark = pytest.mark.skipif(not CANDLES.exists(), reason="needs ../shared/data (the team's shared data set)")
+# A year of 1h bars through the whole flow: run untraced by coverage (tests/conftest.py, ``no_cover``).
+pytestmark = [
+    pytest.mark.skipif(not CANDLES.exists(), reason="needs ../shared/data (the team's shared data set)"),
+    pytest.mark.no_cover,
+]
 
 
 def freqtrade_trades() -> list[dict[str, object]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -48,6 +49,7 @@ def test_demo_stores_every_record_of_the_bundled_captures_exactly_once(tmp_path)
         store.close()
 
 
+@pytest.mark.no_cover  # the whole demo; untraced by coverage (tests/conftest.py)
 def test_bot4_demo_command_prints_the_summary(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -63,6 +65,7 @@ def test_bot4_demo_command_prints_the_summary(tmp_path):
     assert (tmp_path / "feast" / "feature_rows_1m.parquet").stat().st_size > 100_000
 
 
+@pytest.mark.no_cover  # the whole demo; untraced by coverage (tests/conftest.py)
 def test_the_demo_trades_the_bundled_candles_and_writes_a_report_with_the_metrics(tmp_path):
     from flows.demo import run_trading_demo
 

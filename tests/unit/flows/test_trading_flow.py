@@ -141,6 +141,7 @@ def test_the_kill_switch_halts_the_account_and_later_signals_are_denied(candles)
     assert not [o for o in after if isinstance(o, ApprovedOrder)]
 
 
+@pytest.mark.no_cover  # two full replays; untraced by coverage (tests/conftest.py)
 def test_backtest_results_and_report_are_byte_identical_across_runs(tmp_path):
     files = tuple(ReplayFile(p) for p in TRADING_FILES)
     config = BacktestConfig(files=files, symbols=("BTC/USDT", "ETH/USDT"), timeframe="1m", bars_from="candles")
