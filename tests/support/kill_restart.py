@@ -1,17 +1,26 @@
-"""The kill-and-restart machinery shared by the chaos test (tests/chaos/test_kill_trading.py) and
-the restart benchmark (benchmarks/bench_restart.py): the trading flow's environment, a fresh
-migrated database, progress as stored equity rows, a run to the end, and what a run produced."""
+"""The kill-and-restart machinery shared by the chaos tests (tests/chaos/test_kill_trading.py,
+tests/chaos/test_kill_execution.py) and the restart benchmark (benchmarks/bench_restart.py): the
+trading flow's environment, a fresh migrated database, progress as stored equity rows, a run to the
+end, and what a run produced; for the execution flow as its own process, its environment, its
+start, its metrics, and what it produced."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
+from core.fills import fill_from_record
+from execution.portfolio import Portfolio
 from flows.settings import load_settings
 from flows.storage.migrate import migrate
 from tests.integration.conftest import read_topic
@@ -89,4 +98,120 @@ def outcome(bootstrap: str, prefix: str, conninfo: str) -> dict[str, object]:
         "stored_orders": stored_orders,
         "stored_fills": stored_fills,
         "equity": equity,
+    }
+
+
+# -- the execution flow as its own process (tests/chaos/test_kill_execution.py) ------------------
+
+TERMINAL = ("filled", "canceled", "rejected", "expired")
+
+
+def execution_env(prefix: str, database: str, data_dir: Path, metrics_port: int) -> dict[str, str]:
+    """:func:`env_for` with execution through Kafka (``bot4 run`` publishes orders.v1, ``bot4 execute``
+    executes them) and the process's metrics on ``metrics_port``."""
+    env = env_for(prefix, database, data_dir)
+    env.update({"BOT4_TRADING__EXECUTION": "kafka", "BOT4_METRICS_PORT": str(metrics_port)})
+    return env
+
+
+def spawn(command: str, env: dict[str, str], recovery: Path) -> subprocess.Popen[bytes]:
+    """``bot4 run`` or ``bot4 execute`` following its topics (no drain) with ``--recovery``."""
+    return subprocess.Popen(
+        [*BOT4, command, "--recovery", str(recovery)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def metric(port: int, name: str, **labels: str) -> float | None:
+    """The value of one series on a flow's ``/metrics`` (None while it does not answer or has no such
+    series yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+def stored_count(conninfo: str, table: str) -> int:
+    try:
+        with psycopg.connect(conninfo, connect_timeout=2) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+    except psycopg.Error:
+        return 0
+
+
+def execution_outcome(bootstrap: str, prefix: str, conninfo: str) -> dict[str, Any]:
+    """What one execution process produced, on ``fills.v1`` and in PostgreSQL.
+
+    Outputs are at-least-once: a restart re-publishes what followed its last snapshot. A repeat of
+    the same record (same order event ``(client_order_id, seq)``, same fill id) collapses, but only
+    if it is byte for byte what was published before; anything else fails here. ``republished``
+    counts the repeats; ``submits`` is the number of distinct ``submit`` events per client order id
+    (a second submission at the venue would be a second distinct one)."""
+    events: dict[tuple[str, int], dict[str, Any]] = {}
+    fills: dict[str, dict[str, Any]] = {}
+    republished = 0
+    for _, value in read_topic(bootstrap, f"{prefix}fills.v1", timeout=120):
+        record = orjson.loads(value or b"{}")
+        if record.get("type") == "fill":
+            first = fills.setdefault(record["fill_id"], record)
+        else:
+            first = events.setdefault((record["client_order_id"], record["seq"]), record)
+        if first is not record:
+            assert first == record, f"published twice with different contents: {first} then {record}"
+            republished += 1
+    submits: dict[str, set[bytes]] = {}
+    for (cid, _), e in events.items():
+        if e["kind"] == "submit":
+            submits.setdefault(cid, set()).add(orjson.dumps(e))
+    final: dict[str, str] = {}
+    for (cid, _), e in sorted(events.items()):
+        final[cid] = e["status"]
+    with psycopg.connect(conninfo) as conn:
+        stored_orders: dict[str, str] = dict(conn.execute("SELECT client_order_id, status FROM orders").fetchall())
+        stored_events = sorted(
+            (r[0], r[1], r[2], r[3])
+            for r in conn.execute("SELECT client_order_id, seq, event, status_after FROM order_events")
+        )
+        stored_fills = sorted(
+            (r[0], r[1], str(r[2].normalize()), str(r[3].normalize()), str(r[4].normalize()))
+            for r in conn.execute("SELECT fill_id, client_order_id, price, amount, fee FROM fills")
+        )
+    return {
+        "events": dict(sorted(events.items())),
+        "fills": fills,
+        "final_status": final,
+        "submits": {cid: len(s) for cid, s in submits.items()},
+        "republished": republished,
+        "stored_orders": stored_orders,
+        "stored_events": stored_events,
+        "stored_fills": stored_fills,
+    }
+
+
+def portfolio_from_fills(fills: Iterable[dict[str, Any]], cash: Decimal, marks: dict[str, Decimal]) -> dict[str, Any]:
+    """Positions, cash, fees, realized PnL and equity booked from ``fills.v1`` fill records in
+    publication order, by the same :class:`~execution.portfolio.Portfolio` the trading flow keeps,
+    each instrument marked at ``marks`` (``exchange:SYMBOL`` -> price)."""
+    portfolio = Portfolio("paper", cash, "USDT")
+    for record in fills:
+        portfolio.apply_fill(fill_from_record(record))
+    for key, price in marks.items():
+        exchange, symbol = key.split(":", 1)
+        if key in portfolio.holdings():
+            portfolio.mark(exchange, symbol, price)
+    return {
+        "positions": {k: h.amount for k, h in portfolio.holdings().items()},
+        "cash": portfolio.cash,
+        "fees": portfolio.fees,
+        "realized_pnl": portfolio.realized_pnl,
+        "equity": portfolio.equity,
     }
