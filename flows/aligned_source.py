@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from core.clock import Clock, SystemClock
 from core.deadletter import DeadLetter
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 _TS_FIELD = b'"ts_event":'
 #: Records whose event time cannot be read sort first: the contracts step dead-letters them.
 _UNREADABLE_TS = -1
+#: How long a partition's build waits for a topic's watermarks before leaving it to the fetches.
+_WATERMARK_TIMEOUT_S = 2.0
 
 
 def event_time_us(value: bytes) -> int:
@@ -88,13 +90,31 @@ class _AlignedPartition(StatefulSourcePartition[Inbound | DeadLetter, dict[str, 
         self._sent = 0
         self._paused: set[str] = set()
         self._consumer = Consumer(config)
-        self._consumer.assign([TopicPartition(t, index, start[t]) for t in topics])
         self._topics, self._index = topics, index
         self._rank = {t: i for i, t in enumerate(topics)}
         self._heads: dict[str, deque[tuple[int, Inbound]]] = {t: deque() for t in topics}
         self._next: dict[str, int] = dict(start)
-        self._caught_up: dict[str, bool] = dict.fromkeys(topics, False)
+        # Before the assignment: the watermark queries also load the partitions' leaders, so the
+        # consumer's own offset lookups (OFFSET_BEGINNING) go out at once instead of on a retry timer.
+        self._caught_up: dict[str, bool] = {t: self._at_end(t, start[t]) for t in topics}
+        self._consumer.assign([TopicPartition(t, index, start[t]) for t in topics])
         self._batch_size, self._tail, self._clock = batch_size, tail, clock
+
+    def _at_end(self, topic: str, position: int) -> bool:
+        """Whether ``topic`` has nothing at or after ``position`` (OFFSET_BEGINNING: an empty
+        partition), from the broker's watermarks: what the first end-of-partition event would
+        say, known before any fetch. A restart otherwise held back every record until each empty
+        topic's first fetch had answered (over a second: the consumer's offset query and its
+        fetch long-polls). If the broker does not answer here, the end-of-partition event decides,
+        as it always does later."""
+        try:
+            low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, self._index), timeout=_WATERMARK_TIMEOUT_S, cached=False
+            )
+        except KafkaException as exc:
+            log.debug("watermarks of %s[%d] not read (%s); waiting for its end-of-partition", topic, self._index, exc)
+            return False
+        return (low if position < 0 else position) >= high
 
     def _budget(self) -> int | None:
         """Records this partition may still hand over in the current second (None: no cap)."""

@@ -16,7 +16,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -48,6 +48,7 @@ from flows.report.results import (
     dead_letter_counts,
     save_results,
 )
+from flows.strategies import STRATEGIES, strategies_for  # noqa: F401 - STRATEGIES: still importable from here
 from flows.trading import (
     AccountSetup,
     EquitySample,
@@ -57,7 +58,6 @@ from flows.trading import (
     trading_steps,
 )
 from models.config import ModelsConfig
-from models.strategy import EmaCrossRsi, ModelStrategy, Strategy
 from risk.config import RiskLimits
 from risk.decisions import RiskDecision
 
@@ -66,13 +66,6 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MARKETS = ROOT / "data" / "markets"
-
-#: Strategies by name; each builds fresh per-instrument strategy objects for an account.
-STRATEGIES: dict[str, Callable[[str], Strategy]] = {
-    "ema_cross_rsi": EmaCrossRsi,
-    "model_fusion": ModelStrategy,
-}
-
 
 #: The features each strategy reads (a strategy missing here, or any model, gets all of them).
 STRATEGY_FEATURES: dict[str, frozenset[str]] = {
@@ -91,14 +84,6 @@ def features_for(strategies: Sequence[str], models: ModelsConfig) -> frozenset[s
     if models.models or any(s not in STRATEGY_FEATURES for s in strategies):
         return None
     return frozenset().union(*(STRATEGY_FEATURES[s] for s in strategies))
-
-
-def strategies_for(names: Sequence[str], account: str) -> Callable[[], list[Strategy]]:
-    """A factory of the named strategies; an unknown name is refused with the known ones."""
-    unknown = [n for n in names if n not in STRATEGIES]
-    if unknown:
-        raise ValueError(f"unknown strategies {unknown}; known: {sorted(STRATEGIES)}")
-    return lambda: [STRATEGIES[n](account) for n in names]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ the entity frame; returned timestamps are naive UTC and are localized.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -28,7 +29,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +38,9 @@ from features.schema import FEATURE_NAMES, FEATURES, FeatureValue, FeatureVector
 from flows.settings import Bot4Settings
 
 if TYPE_CHECKING:
+    # pandas (about a second to import) is imported by the functions that build or read frames, so
+    # a flow that only reads FeastConfig, or pushes nothing, starts without it.
+    import pandas as pd
     from feast import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -147,6 +150,8 @@ def _in_repo() -> Iterator[None]:
 
 def empty_feature_frame() -> pd.DataFrame:
     """A frame with the push source's columns and dtypes and no rows."""
+    import pandas as pd
+
     columns: dict[str, pd.Series] = {
         "symbol": pd.Series([], dtype="string"),
         "event_timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
@@ -185,6 +190,8 @@ def apply(config: FeastConfig, settings: Bot4Settings) -> FeatureStore:
 
 def vectors_frame(vectors: Sequence[FeatureVector]) -> pd.DataFrame:
     """Vectors as the push source's frame: ``symbol``, ``event_timestamp`` (UTC) and every feature."""
+    import pandas as pd
+
     # Index-free arrays: a dict of Series makes pandas align 40 indexes (most of a small push).
     data: dict[str, Any] = {
         "symbol": pd.array([v.key for v in vectors], dtype="string"),
@@ -222,8 +229,10 @@ def push(store: FeatureStore, vectors: Sequence[FeatureVector], env: FeastEnv, *
         store.push(PUSH_SOURCE, frame, to=PushMode.OFFLINE)
 
 
+@functools.cache
 def _transient_errors() -> tuple[type[BaseException], ...]:
-    """Errors of an online store that is away for a while (not of a bad push)."""
+    """Errors of an online store that is away for a while (not of a bad push); read when a push
+    fails (importing redis is not free, and a flow that pushes nothing needs none of it)."""
     import sqlite3
 
     from redis import exceptions as redis_errors
@@ -236,7 +245,6 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-_TRANSIENT = _transient_errors()
 _MAX_WAIT_S = 120.0
 
 
@@ -263,7 +271,7 @@ class _FeastPushPartition(StatelessSinkPartition[FeatureVector]):
             try:
                 push(self._store, pending, self._env, newest_online=self._min_rows > 1)
                 return
-            except _TRANSIENT as exc:
+            except _transient_errors() as exc:
                 if waited >= _MAX_WAIT_S:
                     raise
                 log.warning("feast push of %d rows failed (%s); retrying in %.2fs", len(pending), exc, delay)
@@ -314,6 +322,8 @@ class OnlineFeatures:
 
 
 def _as_utc(value: object) -> datetime | None:
+    import pandas as pd
+
     # Feast returns event timestamps as epoch seconds; 0 is its "never written" (Redis, unknown key).
     if value is None or isinstance(value, bool):
         return None
@@ -362,6 +372,8 @@ def read_online(store: FeatureStore, symbol: str, now: datetime, max_age: timede
 
 def entity_frame(symbols: Sequence[str], start: datetime, end: datetime, every: timedelta) -> pd.DataFrame:
     """One entity row per symbol and time from ``start`` to ``end`` inclusive, every ``every``."""
+    import pandas as pd
+
     if every <= timedelta(0):
         raise ValueError(f"every must be positive, got {every}")
     times = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq=every, tz=UTC)
@@ -380,6 +392,8 @@ def read_history(store: FeatureStore, entities: pd.DataFrame) -> pd.DataFrame:
     Every entity row comes back, in the input order, with NaN/None where no feature was known at
     its time (or only one older than the view's TTL).
     """
+    import pandas as pd
+
     service = store.get_feature_service(FEATURE_SERVICE)
     frame = entities[["symbol", "event_timestamp"]].copy()
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)

@@ -35,7 +35,7 @@ DataDirOption = Annotated[Path | None, typer.Option(help="local env: Feast files
 
 
 def _config(env: str | None, project: str | None, data_dir: Path | None) -> tuple[Bot4Settings, FeastConfig]:
-    from flows.feature_store import FeastConfig  # imports pandas, not feast
+    from flows.feature_store import FeastConfig  # imports neither feast nor pandas
 
     overrides: dict[str, object] = {}
     if env is not None:

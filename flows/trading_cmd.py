@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,8 +20,11 @@ from rich.table import Table
 
 from core.errors import Bot4Error
 from core.events import Candle
-from flows.replay.source import ReplayFile
 from flows.settings import Bot4Settings, load_settings
+
+if TYPE_CHECKING:
+    # flows.replay reads parquet and CSV (pyarrow): the backtest imports it, not every `bot4` start.
+    from flows.replay.source import ReplayFile
 
 console = Console(stderr=True, soft_wrap=True)
 out_console = Console(width=140)
@@ -66,6 +69,7 @@ def backtest_cmd(
     from flows.backtest import BacktestConfig, run_backtest, run_id_for
     from flows.backtest import lookahead_check as check_lookahead
     from flows.backtest import walk_forward as run_walk_forward
+    from flows.replay.source import ReplayFile
 
     settings = load_settings()
     trading = settings.trading

@@ -39,7 +39,6 @@ from core.orders import ApprovedOrder, CancelAllOrders, Signal
 from execution.markets import load_capabilities
 from execution.venue import Venue
 from flows.aligned_source import AlignedKafkaSource
-from flows.backtest import strategies_for
 from flows.control import Command, control_source, decode_command
 from flows.dlq import Inbound, dead_letter
 from flows.dlq import to_kafka as dead_letter_message
@@ -60,6 +59,7 @@ from flows.pg_sink import RowsSink, Target, connected
 from flows.risk_step import decision_message, order_message, write_decisions
 from flows.settings import Bot4Settings, load_settings, require_live_limits
 from flows.store import REFUSED_KEY, decode_batch
+from flows.strategies import strategies_for
 from flows.trading import (
     AccountSetup,
     EquitySample,

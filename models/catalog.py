@@ -32,9 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from river import base, forest, linear_model, optim, preprocessing, tree
+from river import base
 
 from models.inputs import INPUTS_VERSION
+
+# The pipelines' River modules are imported by their builders: ``forest`` and ``tree`` pull in
+# scipy, pandas and SQLAlchemy (seconds of start-up), and settings import this catalog in every
+# process, most of which never build a model.
 
 
 def _state_all(x: dict[str, float]) -> str:
@@ -107,14 +111,20 @@ class FrequencyBaseline(base.Classifier):
 
 
 def _logreg() -> RiverClassifier:
+    from river import linear_model, optim, preprocessing
+
     return preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(0.01), l2=1e-4)
 
 
 def _hat() -> RiverClassifier:
+    from river import tree
+
     return tree.HoeffdingAdaptiveTreeClassifier(grace_period=200, delta=1e-5, leaf_prediction="nba", seed=42)
 
 
 def _arf() -> RiverClassifier:
+    from river import forest
+
     return forest.ARFClassifier(n_models=10, seed=42, leaf_prediction="nba")
 
 

@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from river import base, drift
+from river import base
 
 from core.errors import QuarantineRecord
 from core.orders import Signal
@@ -89,6 +89,9 @@ ModelsOutput = Prediction | ScoreRecord | DriftEvent | Signal | RejectedVector
 
 
 def _detector(config: ModelsConfig) -> base.DriftDetector | None:
+    # river.drift imports scipy.stats and River's datasets (seconds): only when a model has a detector.
+    from river import drift
+
     if config.drift_detector == "adwin":
         return drift.ADWIN(delta=config.drift_delta)  # type: ignore[no-untyped-call]
     if config.drift_detector == "page_hinkley":
