@@ -12,6 +12,12 @@ One manager per account (execution is keyed by account). It
   for ``fills.v1`` (:meth:`OrderManager.drain`);
 - answers a venue's "duplicate client order id" reject by adopting the venue's order, never by
   resending;
+- looks an order whose submit outcome was unknown (:class:`~execution.venue.SubmitOutcomeUnknown`:
+  timeout, reset, and the lookup failed too) up again by client order id on the following
+  :meth:`OrderManager.pump` calls, at most every ``UNKNOWN_RECHECK``, until the venue has it
+  (brought to the venue's status, fills booked) or ``unknown_outcome_timeout`` has passed with the
+  venue still not having it (REJECTED ``not_found_at_venue``: a venue refuses a request that
+  arrives after its receive window, Binance's ``recvWindow`` being 10 s in ccxt); never resent;
 - records how every call to the venue ended (:class:`~risk.venue_calls.VenueCallOutcome`: ok, error
   class or disconnect, round trip) for the venue breakers (:meth:`OrderManager.drain_outcomes`);
 - keeps the risk gate's :class:`~risk.portfolio.PortfolioView` until a fill, an order change or a
@@ -60,6 +66,8 @@ _Kind = OrderEventKind
 _UNACKED = (OrderStatus.PENDING_SUBMIT, OrderStatus.SUBMITTED)
 ExecutionRecord = OrderEvent | Fill
 T = TypeVar("T")
+#: How often an order whose submit outcome is unknown is looked up again.
+UNKNOWN_RECHECK = timedelta(seconds=1)
 
 #: Reject reasons that mean the venue did not process the order for reasons of its own (it was
 #: rate limited, or answered 5xx and has no such order): errors of the venue, not verdicts on the
@@ -214,8 +222,12 @@ class OrderManager:
         orders: Iterable[ManagedOrder] = (),
         fill_ids: Iterable[str] = (),
         timer: Callable[[], float] | None = None,
+        unknown_outcome_timeout: timedelta = timedelta(seconds=60),
     ) -> None:
         self.venue = venue
+        self._unknown_timeout = unknown_outcome_timeout
+        # Orders whose submit outcome is unknown: client id -> (when it was sent, next lookup).
+        self._unknown: dict[str, tuple[datetime, datetime]] = {}
         self.portfolio = portfolio
         self._clock = clock
         # Round trips of venue calls, in seconds: ``timer`` (a monotonic counter) when given, else
@@ -256,6 +268,8 @@ class OrderManager:
             report = self._call(VenueCall.SUBMIT, cid, self.venue.submit, order)
         except SubmitOutcomeUnknown as err:
             managed.reason = f"submit outcome unknown: {err.args[0] if err.args else err}"
+            now = self._clock.now()
+            self._unknown[cid] = (now, now + UNKNOWN_RECHECK)
             return SubmitResult(cid, managed.status, reason=managed.reason)
         if report.kind is _Kind.REJECT and report.reason == DUPLICATE_CLIENT_ORDER_ID:
             # Sent before a crash that lost our record of it: adopt the venue's order.
@@ -297,7 +311,33 @@ class OrderManager:
         reports = self._call(VenueCall.POLL, "", self.venue.poll)
         for report in reports:
             self._apply(report)
+        if self._unknown:
+            self._resolve_unknown()
         return len(reports)
+
+    def _resolve_unknown(self) -> None:
+        """Look the orders whose submit outcome is unknown up by client order id (module docstring)."""
+        now = self._clock.now()
+        for cid, (sent, due) in list(self._unknown.items()):
+            managed = self._orders[cid]
+            if managed.status not in _UNACKED:
+                del self._unknown[cid]  # a report or a reconciliation settled it meanwhile
+                continue
+            if now < due:
+                continue
+            try:
+                remote = self._call(VenueCall.FETCH_ORDER, cid, self.venue.fetch_order, cid)
+            except (RetryLater, SubmitOutcomeUnknown, OSError):
+                self._unknown[cid] = (sent, now + UNKNOWN_RECHECK)  # recorded for the breakers; next time
+                continue
+            if remote is not None:
+                del self._unknown[cid]
+                self._sync(managed, remote)
+            elif now - sent >= self._unknown_timeout:
+                del self._unknown[cid]
+                self._transition(managed, _Kind.REJECT, now, reason="not_found_at_venue")
+            else:
+                self._unknown[cid] = (sent, now + UNKNOWN_RECHECK)
 
     def reconcile(self) -> ReconcileReport:
         """Align our orders with the venue's: run on start, and after any submit with an unknown result.
@@ -443,6 +483,8 @@ class OrderManager:
         self.__dict__.setdefault("_timer", None)
         self.__dict__.setdefault("_outcomes", [])
         self.__dict__.setdefault("_orders_version", 0)
+        self.__dict__.setdefault("_unknown_timeout", timedelta(seconds=60))
+        self.__dict__.setdefault("_unknown", {})
         self._view = None
 
     # -- internals -------------------------------------------------------------------------------
@@ -505,7 +547,10 @@ class OrderManager:
         if machine.status is OrderStatus.SUBMITTED or (
             machine.status is OrderStatus.PENDING_CANCEL and machine.resume is OrderStatus.SUBMITTED
         ):
-            self._transition(managed, _Kind.ACCEPT, now)
+            # Accepted at the latest when it first filled: stamped so, the order's events stay in
+            # time order (the fills below carry the venue's times; the orders table keeps the newest).
+            first_fill = min((f.ts_event for f in remote.fills), default=now)
+            self._transition(managed, _Kind.ACCEPT, min(now, first_fill))
         for fill in remote.fills:
             if fill.fill_id in self._fill_ids:
                 continue

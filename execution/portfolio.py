@@ -14,7 +14,8 @@ the basis and put into realized PnL with the same rounded value, and every other
 wide context that traps any rounding (a silent loss of a cent is an error, not a result).
 
 Cash is kept in one quote currency (``USDT``): a fill in another quote currency is refused. A fee
-charged in the base currency is valued at the fill price.
+charged in the base currency is valued at the fill price and taken out of the position (the venue
+holds that much less of the base asset).
 
 >>> from decimal import Decimal as D
 >>> from core.clock import parse_utc
@@ -143,19 +144,25 @@ class Portfolio:
                 f"fill {fill.fill_id} of {fill.symbol} settles in {quote}; this portfolio keeps {self.quote_currency}"
             )
         with localcontext(_EXACT):
+            signed = fill.amount if fill.side is Side.BUY else -fill.amount
+            moved = signed  # what the fill changes the position by
             if fill.fee_currency == quote:
                 fee = fill.fee
             elif fill.fee_currency == base:
+                # The venue keeps the fee out of the base asset (Binance charges a buy's commission
+                # in what it bought): the position holds that much less, which an exit must not sell.
                 fee = fill.fee * fill.price
+                moved = signed - fill.fee
             else:
                 raise ValueError(
                     f"fill {fill.fill_id} charges its fee in {fill.fee_currency}; only {base} or {quote} can be valued"
                 )
-            signed = fill.amount if fill.side is Side.BUY else -fill.amount
             book = self._book(fill.exchange, fill.symbol)
-            self.cash = self.cash - signed * fill.price - fee
+            # With a base fee: cash moves by the whole fill (signed x price), the fee's value leaves
+            # through the smaller position, so the identity of the module docstring still holds.
+            self.cash = self.cash - moved * fill.price - fee
             self.fees += fee
-            self._trade(book, signed, fill.price)
+            self._trade(book, moved, fill.price)
             book.mark = fill.price
         self._version += 1
         self._track(fill.ts_event)

@@ -571,10 +571,19 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
         return out
 
     def notify_at(self) -> datetime | None:
-        """When a record held for the other instruments must go anyway (see :mod:`flows.event_merge`)."""
-        if self._state is None or self._state.merge is None:
+        """When a record held for the other instruments must go anyway (see :mod:`flows.event_merge`),
+        and, for an account on an exchange (wall clock), the next breaker tick: a feed that stops
+        sends no record, and its staleness must still make the account REDUCING (and cooldowns end)
+        without waiting for the next record."""
+        state = self._state
+        if state is None:
             return None
-        return self._state.merge.next_deadline()
+        deadline = state.merge.next_deadline() if state.merge is not None else None
+        if state.live:
+            tick = self._wall.now() + LIVE_BREAKER_TICK
+            if deadline is None or tick < deadline:
+                deadline = tick
+        return deadline
 
     def on_notify(self) -> tuple[list[AccountOut], bool]:
         return self._release([], everything=False), StatefulBatchLogic.RETAIN
@@ -829,6 +838,8 @@ def _market_view(state: AccountState, key: str) -> MarketView | None:
     )
 
 
+#: How often an account trading on an exchange judges its breakers when no record arrives (wall time).
+LIVE_BREAKER_TICK = timedelta(seconds=1)
 #: Gauges are refreshed at most this often (wall time); Prometheus scrapes every few seconds, and a
 #: live flow's batches are small, so refreshing them per batch would cost more than the decision.
 GAUGE_REFRESH_S = 0.25

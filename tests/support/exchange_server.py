@@ -59,8 +59,8 @@ than the client's timeout: an order is created after the client gave up),
 comes after the client's timeout), :meth:`refuse_websocket` (handshake answered with an HTTP error),
 :meth:`drop_websocket` (abort or close open connections after N more frames), :meth:`skip_frames`
 (the feed loses the next N frames of a stream; REST still has them) and :meth:`limit_trade_history`
-(REST keeps trades only from an id on). Every HTTP request and websocket event is recorded in
-:attr:`requests` and :attr:`connections`.
+(REST keeps trades only from an id on); :meth:`clear_faults` disarms what is still armed. Every
+HTTP request and websocket event is recorded in :attr:`requests` and :attr:`connections`.
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ _NOT_RECORDED = 404
 _BINANCE_PRIVATE = frozenset({"/api/v3/order", "/api/v3/openOrders", "/api/v3/account", "/api/v3/myTrades"})
 #: A fault a handler applied to its own request (logged with the request).
 _FAULT_KEY = web.RequestKey("bot4_fault", str)
+#: The form parameters of a POST (Binance takes signed order parameters in the body), logged with it.
+_FORM_KEY = web.RequestKey("bot4_form", dict)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -455,6 +457,7 @@ class RecordedRequest:
     query: dict[str, str]
     status: int
     fault: str | None
+    form: dict[str, str] = field(default_factory=dict)  # a POST's form parameters (e.g. newClientOrderId)
 
 
 @dataclass
@@ -638,6 +641,12 @@ class ExchangeServer:
             conn.drop_after, conn.drop_mode = after_frames, mode
             conn.changed.set()
 
+    def clear_faults(self) -> None:
+        """Forget every armed HTTP and websocket fault and lost order response (the venue recovers)."""
+        self._faults.clear()
+        self._lost_responses.clear()
+        self._pending_drop = None
+
     def skip_frames(self, key: str, count: int) -> list[int]:
         """The feed loses the next ``count`` unpublished frames of ``key``; returns their indices."""
         tape = self._tapes()[key]
@@ -690,6 +699,8 @@ class ExchangeServer:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         kind: Literal["http", "ws"] = "ws" if request.headers.get("Upgrade", "").lower() == "websocket" else "http"
+        if kind == "http" and request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+            request[_FORM_KEY] = {k: str(v) for k, v in (await request.post()).items()}
         fault = next((f for f in self._faults if f.matches(kind, request.path, request.method)), None)
         label = None
         response: web.StreamResponse
@@ -729,6 +740,7 @@ class ExchangeServer:
                 dict(request.query),
                 status,
                 fault,
+                dict(request.get(_FORM_KEY, {})),
             )
         )
 
