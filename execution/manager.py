@@ -136,7 +136,7 @@ class ReconciliationMismatch(HaltAndAlert):
 class ManagedOrder:
     """One order as the manager tracks it: the approved order, its state machine, fills so far."""
 
-    __slots__ = ("approved", "events", "filled", "machine", "reason", "venue_order_id")
+    __slots__ = ("approved", "events", "filled", "last_ts", "machine", "reason", "venue_order_id")
 
     def __init__(self, approved: ApprovedOrder) -> None:
         self.approved = approved
@@ -147,6 +147,7 @@ class ManagedOrder:
         self.venue_order_id: str | None = None
         self.reason = ""
         self.events = 0  # order events published so far (their seq)
+        self.last_ts: datetime | None = None  # time of the newest event published
 
     @property
     def client_order_id(self) -> str:
@@ -173,6 +174,7 @@ class ManagedOrder:
             "reason": self.reason,
             "venue_order_id": self.venue_order_id,
             "events": self.events,
+            "last_ts": self.last_ts,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -182,6 +184,7 @@ class ManagedOrder:
         self.reason = state["reason"]
         self.venue_order_id = state["venue_order_id"]
         self.events = state["events"]
+        self.last_ts = state.get("last_ts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,6 +594,12 @@ class OrderManager:
         if status is before and filled is None:
             return  # a duplicate or late report that changes nothing: no event
         intent = managed.approved.intent
+        if managed.last_ts is not None and ts < managed.last_ts:
+            # A venue's time can be earlier than an event we stamped ourselves (a fill found by a
+            # lookup after our cancel request): an order's events stay in time order, as the
+            # orders table (newest event wins) reads them.
+            ts = managed.last_ts
+        managed.last_ts = ts
         managed.events += 1
         self._outbox.append(
             OrderEvent(

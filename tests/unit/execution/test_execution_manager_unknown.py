@@ -121,3 +121,23 @@ def test_a_resolved_order_events_are_in_time_order_accepted_no_later_than_its_fi
     assert [e.status for e in events][-2:] == [OrderStatus.ACCEPTED, OrderStatus.FILLED]
     times = [e.ts_event for e in events[1:]]  # after the SUBMIT (stamped by the manager's own clock)
     assert times == sorted(times) and times[0] <= clock.now()
+
+
+def test_a_fill_found_after_our_own_later_events_keeps_the_orders_events_in_time_order() -> None:
+    # The chaos run's case: the unknown order was asked to be canceled (the breakers halted the
+    # account), the cancel was refused, and only then was the fill (stamped by the venue, earlier)
+    # found; the orders table keeps the newest event, so a fill stamped before the cancel was lost.
+    flaky = UnreachableLookups(venue_with_book())
+    manager, clock = _manager(flaky)
+    flaky.drop, flaky.down = "after", True
+    manager.submit(approved("b4-5", "0.5"))
+    flaky.drop = None
+    clock.advance(timedelta(seconds=2))
+    manager.cancel("b4-5")  # the venue's cancel does not know it: refused, back to SUBMITTED
+    flaky.down = False
+    clock.advance(UNKNOWN_RECHECK)
+    manager.pump()
+    events = [r for r in manager.drain() if type(r).__name__ == "OrderEvent"]
+    assert events[-1].status is OrderStatus.FILLED
+    times = [e.ts_event for e in events]
+    assert times == sorted(times)
