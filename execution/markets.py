@@ -19,12 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import ccxt
-import ccxt.async_support
 import orjson
 
 from core.errors import ConfigError
-from execution.ccxt_venue import EXCHANGE_PROFILES, _number, _rewrite, _rules
 from execution.venue import FeeSchedule, VenueCapabilities
 from risk.market import InstrumentRules
 
@@ -99,12 +96,20 @@ def fetch_capabilities(exchange: str, symbols: Sequence[str], api_url_override: 
 
     Binance, Kraken and Coinbase (Advanced Trade): the exchanges of :data:`~execution.ccxt_venue.EXCHANGE_PROFILES`.
     """
+    # ccxt (1.5-2 s to import) only here: the flows read the markets file and never sync it.
+    from execution.ccxt_venue import EXCHANGE_PROFILES
+
     if exchange not in EXCHANGE_PROFILES:
         raise ConfigError(f"markets sync supports {sorted(EXCHANGE_PROFILES)}, not {exchange!r}")
     return asyncio.run(_fetch(exchange, symbols, api_url_override))
 
 
 async def _fetch(exchange: str, symbols: Sequence[str], api_url_override: str | None) -> VenueCapabilities:
+    import ccxt
+    import ccxt.async_support
+
+    from execution.ccxt_venue import EXCHANGE_PROFILES, _number, _rewrite, _rules
+
     client: Any = getattr(ccxt.async_support, exchange)(
         {"options": dict(EXCHANGE_PROFILES[exchange].options), "has": {"fetchCurrencies": False}, "timeout": 10_000}
     )
