@@ -63,6 +63,7 @@ from flows.kafka_io import OutMessage
 from flows.metrics import EVENTS
 from flows.pg_sink import Target, connected
 from flows.risk_step import ORDERS_TOPIC, PortfolioUpdate
+from flows.snapshots import frozen
 from risk.decisions import approved_order_from_record
 
 FILLS_TOPIC = "fills.v1"
@@ -291,9 +292,14 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
                 continue
             break
 
+    @property
+    def state(self) -> ExecutionState | None:
+        """The live execution state (tests read it; recovery gets :meth:`snapshot`)."""
+        return self._state
+
     def snapshot(self) -> ExecutionState:
         assert self._state is not None, "snapshot is only taken after a batch"
-        return self._state
+        return frozen(self._state)  # pickled later by Bytewax: see flows.snapshots
 
 
 def paper_execution(

@@ -32,6 +32,7 @@ from flows.control import ALL_ACCOUNTS
 from flows.kafka_io import OutMessage
 from flows.metrics import EVENTS
 from flows.pg_sink import Target, connected
+from flows.snapshots import frozen
 from risk.config import RiskLimits
 from risk.decisions import TOPIC as DECISIONS_TOPIC
 from risk.decisions import RiskDecision, approved_order_record, record
@@ -150,7 +151,7 @@ class AccountRisk(StatefulBatchLogic[tuple[str, RiskInput], RiskOutput, RiskEngi
         return (outcome, decision) if isinstance(outcome, ApprovedOrder) else (decision,)
 
     def snapshot(self) -> RiskEngine:
-        return self.engine
+        return frozen(self.engine)  # pickled later by Bytewax: see flows.snapshots
 
 
 @dataclass(frozen=True)

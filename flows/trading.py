@@ -93,6 +93,7 @@ from flows.metrics import (
 )
 from flows.models import rejects_to_dead_letters as models_dead_letters
 from flows.risk_step import route_to_accounts as risk_routes
+from flows.snapshots import frozen
 from flows.store import Decoded
 from models.config import ModelsConfig
 from models.engine import InstrumentModels, RejectedVector
@@ -311,7 +312,7 @@ class InstrumentLogic(StatefulBatchLogic[Any, InstrumentOut, "InstrumentStates"]
         return out, StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> InstrumentStates:
-        return self._states
+        return frozen(self._states)  # pickled later by Bytewax: see flows.snapshots
 
 
 InstrumentStates = dict[str, InstrumentState]
@@ -817,9 +818,14 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             _export_gauges(self._state)  # the final figures, whatever the refresh interval skipped
         return out, StatefulBatchLogic.RETAIN
 
+    @property
+    def state(self) -> AccountState | None:
+        """The live account state (tests and metrics read it; recovery gets :meth:`snapshot`)."""
+        return self._state
+
     def snapshot(self) -> AccountState:
         assert self._state is not None, "snapshot is only taken after a batch"
-        return self._state
+        return frozen(self._state)  # pickled later by Bytewax: see flows.snapshots
 
 
 def _market_view(state: AccountState, key: str) -> MarketView | None:

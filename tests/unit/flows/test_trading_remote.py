@@ -210,14 +210,14 @@ def test_a_live_accounts_snapshot_holds_no_exchange_connection_and_a_restore_rec
     assert len(connections) == 1
     restored = pickle.loads(blob)
     assert isinstance(restored.manager, OrderManager) and restored.manager.venue is None
-    assert trading.snapshot().manager.venue is exchange  # the running account kept its connection
+    assert trading.state.manager.venue is exchange  # the running account kept its connection
 
     resumed = AccountLogic({"acct": account}, clock, restored)
     nxt = candles[sent_at + 1]
     clock.set(nxt.ts_event + timedelta(minutes=1))
     exchange.on_candle(nxt)  # while we were away, the exchange filled the order at this bar's open
     out, _ = resumed.on_batch([("acct", nxt)])
-    assert len(connections) == 2 and resumed.snapshot().manager.venue is exchange  # reconnected
+    assert len(connections) == 2 and resumed.state.manager.venue is exchange  # reconnected
     fills = [o for o in out if isinstance(o, Fill)]
     assert {f.client_order_id for f in fills} == open_before and fills[0].price == nxt.open  # reconciled
     assert not resumed.snapshot().manager.open_orders()
