@@ -22,7 +22,11 @@ class TokenBucket:
     """``burst`` tokens, refilled at ``rate_per_s``; one order takes one token.
 
     Time comes only from ``clock``, so a backtest's event-time clock throttles exactly like live.
-    A clock that steps backwards refills nothing (it never creates tokens).
+    A clock that steps backwards refills nothing (it never creates tokens). The bucket starts full
+    at the first time it is asked, not when it is built: a clock may have no meaningful time yet
+    at construction (an account whose event clock has seen no market event reads the wall clock,
+    and a replay's market time then lies years before it; a bucket started there would never
+    refill).
     """
 
     __slots__ = ("_burst", "_clock", "_last", "_rate", "_tokens")
@@ -34,7 +38,7 @@ class TokenBucket:
         self._burst = float(burst)
         self._clock = clock
         self._tokens = float(burst)
-        self._last = clock.now()
+        self._last: datetime | None = None  # set at the first time the bucket is asked
 
     def available(self) -> float:
         """Tokens available now (refilled up to the burst)."""
@@ -43,8 +47,11 @@ class TokenBucket:
     def available_at(self, now: datetime) -> float:
         """Tokens available at ``now``, a time the caller read from this bucket's clock (the gate
         reads the clock once per order and judges everything at that one instant)."""
-        if now != self._last:  # skips the timedelta arithmetic while the clock stands still
-            elapsed = (now - self._last).total_seconds()
+        last = self._last
+        if last is None:
+            self._last = now  # the first question: a full bucket from here on
+        elif now != last:  # skips the timedelta arithmetic while the clock stands still
+            elapsed = (now - last).total_seconds()
             if elapsed > 0:
                 self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
                 self._last = now

@@ -9,12 +9,13 @@ the account step. Nothing here is a stand-in: the real steps, the real paper ven
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from core.clock import SystemClock
+from core.clock import ManualClock, SystemClock, parse_utc
 from core.events import Candle
 from core.fills import Fill, OrderEvent
 from core.orders import ApprovedOrder, CancelAllOrders, PauseStrategy, ResumeStrategy, Signal
@@ -33,13 +34,14 @@ def candles() -> list[Candle]:
     return [e for _, e in zip(range(BARS), read_events(TRADING_FILES[0]), strict=False) if isinstance(e, Candle)]
 
 
-def lockstep(candles, commands=None):
+def lockstep(candles, commands=None, *, limits=None, wall=None):
     """Run bar by bar; returns (account-step records, execution records, account logic, execution logic)."""
     commands = commands or {}
+    wall = wall or SystemClock()
     instrument, account = setups(Mode.PAPER)
-    account = replace(account, remote_execution=True)
-    inst = InstrumentLogic(instrument, None, SystemClock())
-    trading = AccountLogic({"acct": account}, SystemClock(), None)
+    account = replace(account, remote_execution=True, limits=limits or account.limits)
+    inst = InstrumentLogic(instrument, None, wall)
+    trading = AccountLogic({"acct": account}, wall, None)
     execution = PaperExecution({"acct": PaperAccount("acct", account.capabilities, account.balances)}, None, paced=True)
     decided: list = []
     executed: list = []
@@ -80,6 +82,25 @@ def test_remote_execution_books_exactly_the_fills_execution_made_and_never_execu
     # Orders still open at the end are those execution still has open.
     still = {o.client_order_id for o in trading.snapshot().manager.open_orders()}
     assert still == {o.client_order_id for o in execution.snapshot().manager.open_orders()}
+
+
+def test_orders_spaced_in_replayed_market_time_refill_the_order_rate_bucket_started_before_the_first_event(
+    candles,
+):
+    # The account's clock reads the wall clock (2026) until its first market event; the replayed
+    # candles are from 2021. The gate's order-rate bucket must refill on that market time: every
+    # order here is a bar (a minute) or more after the last, so none is over one order a minute.
+    _, account = setups(Mode.PAPER)
+    limits = account.limits.model_copy(update={"order_burst": 2, "max_orders_per_second": 1 / 60})
+    decided, _, _, _ = lockstep(candles, limits=limits, wall=ManualClock(parse_utc("2026-11-26T03:00:00Z")))
+    judged = [
+        o for o in decided if isinstance(o, RiskDecision) and o.kind in (DecisionKind.APPROVED, DecisionKind.DENIED)
+    ]
+    approved = [d for d in judged if d.kind is DecisionKind.APPROVED]
+    assert len(approved) > limits.order_burst
+    times = [d.ts for d in approved]
+    assert min(b - a for a, b in itertools.pairwise(times)) >= timedelta(minutes=1)
+    assert not [d for d in judged if any(r.code == "rate_limit_exceeded" for r in d.reasons)]
 
 
 def test_a_fill_delivered_twice_is_booked_once(candles):
