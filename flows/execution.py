@@ -240,6 +240,15 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             self._raise_upto(pacing, item.ts)
             for key in dict.fromkeys([*pacing.held, *pacing.waiting]):  # a set's order varies by process
                 self._advance(state, key, out, until=item.ts)
+            # All of that happens at T, as in-process, where the venue's clock is T when the
+            # cancel-all runs. When the market up to T has not arrived (a restarted process whose
+            # orders.v1 runs ahead of its md backlog), the venue's clock is still behind T, and
+            # behind the waiting orders' decisions: their submit, accept and cancel would be stamped
+            # before the order was decided (and the orders table, which starts a row at its
+            # decision time, kept them pending_submit).
+            venue = state.manager.venue
+            assert isinstance(venue, PaperVenue)
+            venue.on_time(item.ts)
             for queue in pacing.waiting.values():
                 while queue:
                     self._instruct(state.manager, queue.popleft(), out)
@@ -407,10 +416,17 @@ def write_execution(target: Target, items: Sequence[ExecOutput]) -> None:
                     for e in events
                 ],
             )
+            # The row shows the order after its newest event, newest by the order's own sequence
+            # (``seq``): a redelivered older event changes nothing, and no clock decides (times
+            # come from our clock and the venue's, which need not agree).
             cur.executemany(
                 "UPDATE orders SET status = %s, venue_order_id = coalesce(%s, venue_order_id), ts_updated = %s"
-                " WHERE client_order_id = %s AND ts_updated <= %s",
-                [(e.status.value, e.venue_order_id, e.ts_event, e.client_order_id, e.ts_event) for e in events],
+                " WHERE client_order_id = %s"
+                " AND %s >= (SELECT max(seq) FROM order_events WHERE client_order_id = %s)",
+                [
+                    (e.status.value, e.venue_order_id, e.ts_event, e.client_order_id, e.seq, e.client_order_id)
+                    for e in events
+                ],
             )
         if fills:
             cur.executemany(

@@ -5,7 +5,10 @@ one ordered stream (in-process) does, on the real Binance capture."""
 
 from __future__ import annotations
 
+import itertools
+from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import bytewax.operators as op
 import pytest
@@ -13,7 +16,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from core.fills import Fill, OrderEvent
-from core.orders import CancelAllOrders
+from core.orders import ApprovedOrder, CancelAllOrders
 from flows.execution import ExecutionProgress, decode_instruction, instruction_message, paper_execution
 from tests.unit.flows.test_execution_step import ACCOUNT, approve, capture_events
 
@@ -162,3 +165,51 @@ def test_a_cancel_all_comes_after_the_market_up_to_its_time_so_what_that_market_
     assert [r for r in in_process if isinstance(r, Fill)]
     assert run([*capture, order, cancel], paced=True) == in_process  # the market data was here first
     assert run([order, *capture, cancel], paced=True) == in_process  # orders.v1 was read first
+
+
+BARS_1M = Path(__file__).resolve().parents[3] / "data" / "sample" / "binance-1m-2021" / "BTC_USDT-1m.json"
+
+
+def cancel_all_ahead_of_market(applied: int) -> tuple[list, datetime]:
+    """A market buy decided at the close of bar 20 and a cancel-all decided then (a breaker on the
+    same bar) reach a paced step that has applied the first ``applied`` real 1m bars; returns the
+    step's outputs and the decision time."""
+    from dataclasses import replace
+
+    from core.clock import ManualClock
+    from core.events import Candle
+    from flows.execution import PaperExecution
+    from flows.replay import read_events
+    from risk.config import RiskLimits
+    from risk.engine import RiskEngine
+    from risk.market import MarketView
+    from risk.portfolio import PortfolioView
+    from tests.unit.flows.test_execution_step import RULES
+    from tests.unit.flows.test_risk_step import intent
+
+    bars = [e for e in itertools.islice(read_events(BARS_1M), 40) if isinstance(e, Candle)]
+    decided = bars[20].ts_event + timedelta(minutes=1)
+    order, _ = RiskEngine("main", RiskLimits(), ManualClock(decided)).evaluate(
+        replace(intent("b4-pace-ahead", "0.01"), ts_event=decided),
+        PortfolioView("main", Decimal("100000")),
+        MarketView("binance", "BTC/USDT", bars[20].close, RULES, decided),
+    )
+    assert isinstance(order, ApprovedOrder), order
+    step = PaperExecution({"main": ACCOUNT}, None, paced=True)
+    progress = ExecutionProgress("main", bars[applied - 1].ts_event + timedelta(minutes=1))
+    before, _ = step.on_batch([("main", b) for b in bars[:applied]] + [("main", progress)])
+    after, _ = step.on_batch([("main", order), ("main", CancelAllOrders("main", "drawdown", decided, False))])
+    return [*before, *after], decided
+
+
+def test_a_cancel_all_ahead_of_its_market_data_stamps_the_waiting_orders_events_as_when_the_data_was_there():
+    # A restarted execution process reads orders.v1 faster than its md backlog: the order and the
+    # cancel-all arrive while the venue has applied the bars up to 10 only. The order's events must
+    # be stamped as when the market had arrived (never before its decision: the orders table
+    # starts its row there).
+    ahead, decided = cancel_all_ahead_of_market(11)
+    in_time, _ = cancel_all_ahead_of_market(21)
+    events = [r for r in ahead if isinstance(r, OrderEvent)]
+    assert [(e.kind.value, e.status.value) for e in events][-1] == ("cancel", "canceled")
+    assert all(e.ts_event >= decided for e in events)
+    assert events == [r for r in in_time if isinstance(r, OrderEvent)]
