@@ -562,7 +562,14 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             setup = self._setups[state.manager.portfolio.account]
             for item in state.merge.ready(self._wall.now(), everything=everything):
                 self._one(state, setup, item, out)
-        self._settle(state, out)
+        if state.live or everything:
+            # On the wall clock the breakers are judged at every batch (and tick) as time passes.
+            # In event time they are judged where the records put them (every decision, command
+            # and equity change, and the first market event once time alone has made a change
+            # due, see _one), and at the end of a drain: a batch's end falls wherever the source's
+            # fetches did, and a cooldown or a staleness judged there made the state_changed
+            # records differ between two runs of the same data (the scale-out and outage chaos tests).
+            self._settle(state, out)
         self._progress(state, out)
         _export_counters(out)
         now = time.monotonic()
@@ -625,6 +632,13 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
         elif isinstance(item, Prediction):
             state.pending_predictions[item.key] = item.ts_event
         else:
+            if not state.live:
+                # The previous market event's records (its vectors, predictions, signals) are all
+                # in: judge what time alone has made due by then, at that event's time, so an
+                # event-time run's breakers move at the same records however its batches fall.
+                due = state.engine.machine.next_due()
+                if due is not None and state.clock.now() >= due:
+                    self._settle(state, out)
             self._on_market(state, setup, item, out)
         self._drain(state, out)
 
@@ -667,7 +681,8 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
     def _settle(self, state: AccountState, out: list[AccountOut]) -> None:
         """Bring the breakers up to date: the newest market-data time of every instrument seen since
         the last call, then the clock (cooldowns end, staleness is judged). Runs before every
-        decision and command and at the end of each batch, so no decision sees a stale state; the
+        decision and command, on every equity change and, on the wall clock, at the end of each
+        batch, so no decision sees a stale state; the
         staleness breaker keeps only the newest time per instrument, so nothing is lost by not
         calling it on every event."""
         machine = state.engine.machine

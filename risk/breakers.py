@@ -103,6 +103,13 @@ class Breaker:
         """Called on turning HALF_OPEN; by default the next observation is the probe."""
         del now
 
+    def due(self) -> datetime | None:
+        """The earliest time at which time alone (no new observation) can change this breaker:
+        here, the end of an OPEN breaker's cooldown."""
+        if self.status is BreakerStatus.OPEN and self.cooldown is not None and self.opened_at is not None:
+            return self.opened_at + self.cooldown
+        return None
+
     def settle(self, now: datetime) -> None:
         """Called after every observation (and tick) has been applied; by default nothing."""
         del now
@@ -165,6 +172,12 @@ class DailyLossBreaker(Breaker):
     def tick(self, now: datetime) -> None:
         if self.status is BreakerStatus.OPEN and self.opened_at is not None and now.date() > self.opened_at.date():
             self.close(f"new UTC day {now.date()}")
+
+    def due(self) -> datetime | None:
+        if self.status is BreakerStatus.OPEN and self.opened_at is not None:
+            day = self.opened_at.replace(hour=0, minute=0, second=0, microsecond=0)
+            return day + timedelta(days=1)
+        return None
 
     def observe(self, equity: Decimal, now: datetime) -> None:
         if not sane_number(equity) or equity <= 0:
@@ -236,6 +249,13 @@ class StalenessBreaker(Breaker):
             self.trip(now, f"{source} is {age.total_seconds():.1f}s old (max {self.max_age.total_seconds():.1f}s)")
         elif stale is None and self.status is BreakerStatus.HALF_OPEN:
             self.close("data fresh again")
+
+    def due(self) -> datetime | None:
+        if self.status is BreakerStatus.OPEN:
+            return super().due()
+        if self.status is BreakerStatus.CLOSED and self.last_seen:
+            return min(self.last_seen.values()) + self.max_age  # the oldest source turns stale
+        return None
 
     def observe(self, source: str, ts: datetime) -> None:
         previous = self.last_seen.get(source)
@@ -328,6 +348,11 @@ class DisconnectBreaker(Breaker):
             and now - self.connected_since >= self.cooldown
         ):
             self.close(f"connected for {self.cooldown}")
+
+    def due(self) -> datetime | None:
+        if self.status is BreakerStatus.OPEN and self.cooldown is not None and self.connected_since is not None:
+            return self.connected_since + self.cooldown
+        return None
 
     def observe(self, connected: bool, now: datetime) -> None:
         if connected:
@@ -540,6 +565,13 @@ class RiskStateMachine:
     def on_connection(self, connected: bool) -> tuple[RiskEvent, ...]:
         """Venue connection up or down."""
         return self._apply(lambda now: self._disconnect.observe(connected, now))
+
+    def next_due(self) -> datetime | None:
+        """The earliest time at which time alone can change a breaker (a cooldown ends, a source
+        turns stale, a new UTC day): an event-time flow judges the breakers at its first event at or
+        after it, wherever its batches end. None when nothing is pending."""
+        times = [t for t in (b.due() for b in self._breakers.values()) if t is not None]
+        return min(times) if times else None
 
     def tick(self) -> tuple[RiskEvent, ...]:
         """Let time pass with no observation (call on a timer or on every event)."""
