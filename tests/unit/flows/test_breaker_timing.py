@@ -11,7 +11,6 @@ end all through the run), batches of 1, 7 and 5,000 records: the same decisions,
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
 
 import bytewax.operators as op
 import orjson
@@ -33,7 +32,7 @@ def decisions(inputs: list, batch_size: int) -> list[bytes]:
     out = trading_steps("t", op.map("key", stream, lambda e: (e.key, e)), instrument, [account], SystemClock())
     seen: list = []
     op.output("account", out.account, TestingSink(seen))
-    run_main(flow, epoch_interval=timedelta(0))
+    run_main(flow)  # no recovery here: the default epoch (10 s), so snapshots are rare
     return [orjson.dumps(d.to_record()) for d in seen if isinstance(d, RiskDecision)]
 
 
