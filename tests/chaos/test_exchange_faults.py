@@ -36,6 +36,7 @@ end and stops when told to. The run takes about six minutes: ``make chaos`` only
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import random
 import re
@@ -167,7 +168,7 @@ def _metrics(port: int) -> str:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
             return resp.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return ""
 
 

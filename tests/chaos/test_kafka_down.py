@@ -17,6 +17,7 @@ producer's 60 s flush timeout, then the process fails), and the kill file is not
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -77,7 +78,7 @@ def _metric(port: int, name: str, **labels: str) -> float | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
             text = resp.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return None
     wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     for line in text.splitlines():

@@ -39,6 +39,7 @@ restart of the execution process alone 5-30 s, so one kill point cannot fit in 2
 
 from __future__ import annotations
 
+import http.client
 import os
 import random
 import signal
@@ -112,7 +113,7 @@ def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
             return bool(answer.status == 200)
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return False
 
 

@@ -13,6 +13,7 @@ decision (the in-process fill rule, so pacing held across processes), and exits 
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -77,7 +78,7 @@ def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
             return bool(answer.status == 200)
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return False
 
 

@@ -14,6 +14,7 @@ file written, every record of every topic, every stored row.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -117,8 +118,8 @@ def _paper_run_scraping_metrics(env: dict[str, str]) -> tuple[subprocess.Complet
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
                 scrapes.append(resp.read().decode())
-        except OSError:
-            pass  # not serving yet, or already gone
+        except (OSError, http.client.HTTPException):
+            pass  # not serving yet, or already gone (a scrape cut short by the exit)
         time.sleep(0.2)
     try:
         out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))

@@ -6,6 +6,7 @@ start, its metrics, and what it produced."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
@@ -131,7 +132,7 @@ def metric(port: int, name: str, **labels: str) -> float | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
             text = answer.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return None
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
