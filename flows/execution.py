@@ -11,12 +11,15 @@ Two ways to feed it (``paced``):
   approved orders, how far in market time it has decided (:class:`ExecutionProgress`), and this
   step applies an instrument's market data only up to there, and submits an order decided at
   market time ``D`` after every event of its instrument at or before ``D`` and before every event
-  after ``D``. So a paper order fills against the market that followed its decision, as it does
-  in-process, however far one process runs ahead of the other. Market data that runs ahead of the
-  trading flow waits here (counted in ``bot4_execution_held_events``). For one instrument the
-  result equals the in-process run; with several, the venue has one clock, so an order can become
-  active later than in-process when another instrument's newer data was applied first (at most
-  one event of its own instrument later).
+  after ``D``. A cancel-all carries how far the trading flow had applied each instrument's market
+  data when it decided it (:class:`PacedCancelAll`); it waits here, and every instruction behind
+  it, until that market has been read, and goes to the venue after exactly that market. So a
+  paper order fills against the market that followed its decision, and a cancel-all cancels what
+  was open at its decision, as in-process, however far one process runs ahead of the other. Market
+  data that runs ahead of the trading flow waits here (counted in ``bot4_execution_held_events``).
+  For one instrument the result equals the in-process run; with several, the venue has one clock,
+  so an order can become active later than in-process when another instrument's newer data was
+  applied first (at most one event of its own instrument later).
 
 Each account has an :class:`~execution.manager.OrderManager` on its own
 :class:`~execution.paper.PaperVenue`, fed the same market events as the rest of the flow (market
@@ -84,8 +87,47 @@ class ExecutionProgress:
     ts: datetime
 
 
+#: How far an instrument's market data has been read or applied: the newest event's time and how
+#: many events of the instrument came at exactly that time (trades share microseconds), so a
+#: position names one event of the instrument's stream, ties included.
+Position = tuple[datetime, int]
+
+
+def next_position(position: Position | None, as_of: datetime) -> Position:
+    """The position after one more event at ``as_of`` (an older, out-of-order event moves nothing).
+
+    >>> from core.clock import parse_utc
+    >>> t = parse_utc("2024-08-08T00:00:00Z")
+    >>> next_position(next_position(None, t), t) == (t, 2)
+    True
+    """
+    if position is None or as_of > position[0]:
+        return (as_of, 1)
+    if as_of == position[0]:
+        return (as_of, position[1] + 1)
+    return position
+
+
+@dataclass(frozen=True, slots=True)
+class PacedCancelAll:
+    """A cancel-all from the trading flow with how far it had applied each instrument's market data
+    when it decided it (``read_to``): the separate execution process applies exactly that market
+    before canceling, waiting for what it has not read yet, as the in-process venue had it."""
+
+    command: CancelAllOrders
+    read_to: Mapping[str, Position]
+
+    @property
+    def account(self) -> str:
+        return self.command.account
+
+    @property
+    def ts(self) -> datetime:
+        return self.command.ts
+
+
 MarketInput = Trade | BookSnapshot | BookDelta | Quote | Candle
-Instruction = ApprovedOrder | CancelAllOrders
+Instruction = ApprovedOrder | CancelAllOrders | PacedCancelAll
 ExecInput = Instruction | ExecutionProgress | MarketInput
 
 
@@ -113,7 +155,7 @@ def route_execution(item: ExecInput, accounts: Sequence[str]) -> list[tuple[str,
     """Key an input by account; market data goes to every account's paper venue."""
     if isinstance(item, ApprovedOrder):
         return [(item.intent.account, (item.intent.account, item))]
-    if isinstance(item, CancelAllOrders | ExecutionProgress):
+    if isinstance(item, CancelAllOrders | PacedCancelAll | ExecutionProgress):
         return [(item.account, (item.account, item))]
     return [(a, (a, item)) for a in accounts]
 
@@ -131,15 +173,38 @@ def _decided_at(item: Instruction) -> datetime:
 
 @dataclass
 class _Pacing:
-    """What a paced account holds back: market data per instrument, orders per instrument."""
+    """What a paced account holds back: market data per instrument, orders per instrument, and the
+    instructions behind a cancel-all still waiting for its market data."""
 
     upto: datetime | None = None
     held: dict[str, deque[tuple[datetime, MarketInput]]] = field(default_factory=dict)
     waiting: dict[str, deque[ApprovedOrder]] = field(default_factory=dict)
     newest: dict[str, datetime] = field(default_factory=dict)
+    #: Per instrument, the position of the newest event read (held or applied) and applied.
+    read: dict[str, Position] = field(default_factory=dict)
+    applied: dict[str, Position] = field(default_factory=dict)
+    #: A cancel-all waiting for market data up to its ``read_to``, and every instruction and
+    #: progress that came after it, in order.
+    blocked: deque[Instruction | ExecutionProgress] = field(default_factory=deque)
 
     def count(self) -> int:
         return sum(len(q) for q in self.held.values())
+
+    def has_read(self, read_to: Mapping[str, Position]) -> bool:
+        """Has every instrument's market data been read as far as ``read_to``?"""
+        read = self.read
+        for key, position in read_to.items():
+            have = read.get(key)
+            if have is None or have < position:
+                return False
+        return True
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Snapshots written before the positions and the blocked queue existed.
+        state.setdefault("read", {})
+        state.setdefault("applied", {})
+        state.setdefault("blocked", deque())
+        self.__dict__.update(state)
 
 
 @dataclass
@@ -177,7 +242,7 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             state = self._state_for(account)
             if self._paced:
                 self._pace(state, item, out)
-            elif isinstance(item, ApprovedOrder | CancelAllOrders):
+            elif isinstance(item, ApprovedOrder | CancelAllOrders | PacedCancelAll):
                 self._instruct(state.manager, item, out)
             elif not isinstance(item, ExecutionProgress):
                 self._market(state.manager, item)
@@ -200,6 +265,8 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
         if isinstance(item, ApprovedOrder):
             if not manager.submit(item).duplicate:
                 out.append(OrderPlaced(item))
+        elif isinstance(item, PacedCancelAll):
+            manager.cancel_all(item.command)
         else:
             manager.cancel_all(item)
 
@@ -227,25 +294,53 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
 
     def _pace(self, state: ExecutionState, item: ExecInput, out: list[ExecOutput]) -> None:
         pacing = state.pacing
+        if isinstance(item, ApprovedOrder | CancelAllOrders | PacedCancelAll | ExecutionProgress):
+            # In orders.v1's order: nothing passes a cancel-all still waiting for its market data.
+            pacing.blocked.append(item)
+        elif isinstance(item, Candle) and not item.closed:
+            return  # a bar still forming: the venue fills on closed bars only, the trading flow decides on them
+        else:
+            as_of = _as_of(item)
+            key = item.key
+            pacing.held.setdefault(key, deque()).append((as_of, item))
+            newest = pacing.newest.get(key)
+            if newest is None or as_of > newest:
+                pacing.newest[key] = as_of
+            pacing.read[key] = next_position(pacing.read.get(key), as_of)
+            self._advance(state, key, out)
+        while pacing.blocked:
+            head = pacing.blocked[0]
+            if isinstance(head, PacedCancelAll) and not pacing.has_read(head.read_to):
+                return
+            pacing.blocked.popleft()
+            self._instruction(state, head, out)
+
+    def _instruction(self, state: ExecutionState, item: Instruction | ExecutionProgress, out: list[ExecOutput]) -> None:
+        pacing = state.pacing
         if isinstance(item, ExecutionProgress):
             self._raise_upto(pacing, item.ts)
             keys = list(pacing.held)
-        elif isinstance(item, CancelAllOrders):
-            # A cancel-all decided at market time T reaches the venue after the market up to T, as
-            # in-process, where the trading flow had applied it before deciding: what is held here
-            # up to T goes first (with the orders decided in between submitted in their place), so
-            # an order the market filled before T is filled, not canceled. Market data up to T that
-            # has not arrived yet is not waited for (a cancel must not wait on the feed). Then the
-            # orders still waiting for their market are submitted, and everything open is canceled.
+        elif isinstance(item, CancelAllOrders | PacedCancelAll):
+            # A cancel-all decided at market time T reaches the venue after the market the trading
+            # flow had applied when it decided it, as in-process: with ``read_to`` (PacedCancelAll)
+            # exactly that market of each instrument, read before the cancel went ahead (see
+            # _pace); without it (records from before read_to existed) what is held here up to T,
+            # not waiting for what has not arrived. The orders decided in between are submitted in
+            # their place, so an order that market filled is filled, not canceled. Then the orders
+            # still waiting for their market are submitted, and everything open is canceled.
             self._raise_upto(pacing, item.ts)
+            read_to = item.read_to if isinstance(item, PacedCancelAll) else None
             for key in dict.fromkeys([*pacing.held, *pacing.waiting]):  # a set's order varies by process
-                self._advance(state, key, out, until=item.ts)
+                if read_to is None:
+                    self._advance(state, key, out, until=item.ts)
+                else:
+                    self._advance(state, key, out, exact=True, stop=read_to.get(key))
             # All of that happens at T, as in-process, where the venue's clock is T when the
-            # cancel-all runs. When the market up to T has not arrived (a restarted process whose
-            # orders.v1 runs ahead of its md backlog), the venue's clock is still behind T, and
-            # behind the waiting orders' decisions: their submit, accept and cancel would be stamped
-            # before the order was decided (and the orders table, which starts a row at its
-            # decision time, kept them pending_submit).
+            # cancel-all runs. When the market up to T has not been applied (an instrument the
+            # trading flow had not seen, or a legacy cancel-all ahead of its md backlog), the
+            # venue's clock is still behind T, and behind the waiting orders' decisions: their
+            # submit, accept and cancel would be stamped before the order was decided (and the
+            # orders table, which starts a row at its decision time, kept them pending_submit).
             venue = state.manager.venue
             assert isinstance(venue, PaperVenue)
             venue.on_time(item.ts)
@@ -254,18 +349,10 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
                     self._instruct(state.manager, queue.popleft(), out)
             self._instruct(state.manager, item, out)
             keys = list(pacing.held)
-        elif isinstance(item, ApprovedOrder):
+        else:
             self._raise_upto(pacing, item.ts_decided)
             pacing.waiting.setdefault(item.key, deque()).append(item)
             keys = list(pacing.held) if item.key in pacing.held else [*pacing.held, item.key]
-        else:
-            as_of = _as_of(item)
-            key = item.key
-            pacing.held.setdefault(key, deque()).append((as_of, item))
-            newest = pacing.newest.get(key)
-            if newest is None or as_of > newest:
-                pacing.newest[key] = as_of
-            keys = [key]
         for key in keys:
             self._advance(state, key, out)
 
@@ -275,10 +362,22 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             pacing.upto = ts
 
     def _advance(
-        self, state: ExecutionState, key: str, out: list[ExecOutput], *, until: datetime | None = None
+        self,
+        state: ExecutionState,
+        key: str,
+        out: list[ExecOutput],
+        *,
+        until: datetime | None = None,
+        exact: bool = False,
+        stop: Position | None = None,
     ) -> None:
         """Apply ``key``'s held market data up to the trading flow's progress (or ``until``, when
-        earlier) and submit its waiting orders, in decision order."""
+        earlier) and submit its waiting orders, in decision order.
+
+        For a cancel-all with ``read_to`` (``exact``), ``stop`` is the instrument's position there
+        (None: the trading flow had applied none of it): exactly the events up to it are applied, all of them
+        already read, and a waiting order decided by then is submitted once the events up to its
+        decision are applied, whether or not a later event has arrived yet."""
         pacing = state.pacing
         bound = pacing.upto
         if until is not None and (bound is None or until < bound):
@@ -286,18 +385,31 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
         held = pacing.held.get(key)
         waiting = pacing.waiting.get(key)
         while True:
+            nxt = next_position(pacing.applied.get(key), held[0][0]) if held else None
+            if exact:
+                go = nxt is not None and stop is not None and nxt <= stop
+            else:
+                go = held is not None and bool(held) and bound is not None and held[0][0] <= bound
             if waiting:
                 decided = _decided_at(waiting[0])
-                newest = pacing.newest.get(key)
-                # Submit once every event of the instrument up to the decision has been applied
-                # and one after it has arrived (before then no fill could happen anyway).
-                if newest is not None and newest > decided and (not held or held[0][0] > decided):
+                if exact:
+                    # Everything up to ``stop`` is here: the order goes once no held event at or
+                    # before its decision is still to be applied.
+                    due = stop is not None and decided <= stop[0] and not (go and held and held[0][0] <= decided)
+                else:
+                    # Submit once every event of the instrument up to the decision has been
+                    # applied and one after it has arrived (before then no fill could happen anyway).
+                    newest = pacing.newest.get(key)
+                    due = newest is not None and newest > decided and (not held or held[0][0] > decided)
+                if due:
                     self._instruct(state.manager, waiting.popleft(), out)
                     continue
             # An event after a waiting order's decision never gets here: the branch above has
             # submitted that order first.
-            if held and bound is not None and held[0][0] <= bound:
+            if go:
+                assert held is not None and nxt is not None
                 self._market(state.manager, held.popleft()[1])
+                pacing.applied[key] = nxt
                 continue
             break
 
@@ -324,25 +436,29 @@ def paper_execution(
     return op.flat_map_batch(f"{step_id}_unkey", executed, lambda batch: [v for _, v in batch])
 
 
-def instruction_message(item: CancelAllOrders | ExecutionProgress, prefix: str = "") -> OutMessage:
+def instruction_message(item: CancelAllOrders | PacedCancelAll | ExecutionProgress, prefix: str = "") -> OutMessage:
     """``orders.v1`` carries, besides approved orders (no ``type`` field, see
     :func:`risk.decisions.approved_order_record`), the trading flow's cancel-alls and progress, in
-    order on the account's partition."""
+    order on the account's partition. A cancel-all's ``read_to`` maps each instrument to
+    ``[time in epoch us, events at that time]`` (absent in records written before it existed)."""
     if isinstance(item, ExecutionProgress):
         body: dict[str, Any] = {"type": "progress", "v": 1, "account": item.account, "ts": to_epoch_us(item.ts)}
     else:
+        command = item.command if isinstance(item, PacedCancelAll) else item
         body = {
             "type": "cancel_all",
             "v": 1,
-            "account": item.account,
-            "reason": item.reason,
-            "keep_reduce_only": item.keep_reduce_only,
-            "ts": to_epoch_us(item.ts),
+            "account": command.account,
+            "reason": command.reason,
+            "keep_reduce_only": command.keep_reduce_only,
+            "ts": to_epoch_us(command.ts),
         }
+        if isinstance(item, PacedCancelAll):
+            body["read_to"] = {key: [to_epoch_us(ts), n] for key, (ts, n) in sorted(item.read_to.items())}
     return OutMessage(prefix + ORDERS_TOPIC, item.account.encode(), orjson.dumps(body))
 
 
-def decode_instruction(data: bytes) -> ApprovedOrder | CancelAllOrders | ExecutionProgress:
+def decode_instruction(data: bytes) -> ApprovedOrder | CancelAllOrders | PacedCancelAll | ExecutionProgress:
     """One ``orders.v1`` message, or :class:`WireFormatError` saying what is wrong with it.
 
     >>> from core.clock import parse_utc
@@ -365,9 +481,21 @@ def decode_instruction(data: bytes) -> ApprovedOrder | CancelAllOrders | Executi
         if kind == "progress":
             return ExecutionProgress(str(rec["account"]), from_epoch_us(int(rec["ts"])))
         if kind == "cancel_all":
-            return CancelAllOrders(
+            command = CancelAllOrders(
                 str(rec["account"]), str(rec["reason"]), from_epoch_us(int(rec["ts"])), bool(rec["keep_reduce_only"])
             )
+            read_to = rec.get("read_to")
+            if read_to is None:
+                return command
+            if not isinstance(read_to, dict):
+                raise ValueError(f"read_to is not an object: {str(read_to)[:80]}")
+            positions: dict[str, Position] = {}
+            for key, value in read_to.items():
+                ts_us, count = value  # ValueError/TypeError when not a pair
+                if int(count) < 1:
+                    raise ValueError(f"read_to[{key!r}] counts {count} events")
+                positions[str(key)] = (from_epoch_us(int(ts_us)), int(count))
+            return PacedCancelAll(command, positions)
         if kind is not None:
             raise WireFormatError("unknown_type", f"orders.v1 record type {kind!r} is not progress or cancel_all")
         return approved_order_from_record(rec)

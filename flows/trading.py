@@ -70,7 +70,7 @@ from features.schema import FeatureVector
 from flows.control import ALL_ACCOUNTS
 from flows.dlq import Inbound, dead_letter
 from flows.event_merge import EventTimeMerge
-from flows.execution import ExecutionProgress, OrderPlaced
+from flows.execution import ExecutionProgress, OrderPlaced, PacedCancelAll, Position, next_position
 from flows.features import FEATURES_TOPIC, rejects_to_dead_letters
 from flows.metrics import (
     BREAKER_OPEN,
@@ -175,7 +175,7 @@ AccountOut = (
     | Fill
     | EquitySample
     | ShadowOrder
-    | CancelAllOrders
+    | PacedCancelAll
     | ExecutionProgress
 )
 
@@ -451,6 +451,9 @@ class AccountState:
         self.merge_time: dict[str, datetime] = {}
         #: Strategies an operator paused (``bot4 pause``, the console), with the command that did it.
         self.paused: dict[str, PauseStrategy] = {}
+        #: Remote execution: how far each instrument's market data has been applied (the position
+        #: of its newest event), sent with every cancel-all so execution cancels after that market.
+        self.applied_md: dict[str, Position] = {}
 
     @property
     def live(self) -> bool:
@@ -485,6 +488,7 @@ _STATE_DEFAULTS: dict[str, Callable[[], Any]] = {
     "merge": lambda: None,
     "merge_time": dict,
     "paused": dict,
+    "applied_md": dict,
     "venue_name": lambda: "unknown",
 }
 
@@ -656,6 +660,7 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
                 paper.on_candle(event)
         if state.event_clock is not None:
             state.event_clock.advance(as_of)
+            state.applied_md[event.key] = next_position(state.applied_md.get(event.key), as_of)
         elif paper is not None:
             if isinstance(event, Trade):
                 paper.on_trade(event)
@@ -785,7 +790,7 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
             if decision.kind is DecisionKind.CANCEL_ALL and isinstance(decision.event, CancelAllOrders):
                 state.manager.cancel_all(decision.event)
                 if state.remote is not None:  # the instruction travels to execution on orders.v1
-                    out.append(decision.event)
+                    out.append(PacedCancelAll(decision.event, dict(state.applied_md)))
 
     # -- remote execution ----------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from core.clock import Clock, SystemClock
 from core.deadletter import DeadLetter
 from core.errors import ConfigError, WireFormatError
 from core.fills import Fill, OrderEvent, fill_from_record, order_event_from_record
-from core.orders import ApprovedOrder, CancelAllOrders, Signal
+from core.orders import ApprovedOrder, Signal
 from execution.markets import load_capabilities
 from execution.venue import Venue
 from flows.aligned_source import AlignedKafkaSource
@@ -46,6 +46,7 @@ from flows.execution import (
     FILLS_TOPIC,
     ExecutionProgress,
     OrderPlaced,
+    PacedCancelAll,
     execution_message,
     instruction_message,
     write_execution,
@@ -182,7 +183,7 @@ def _messages(batch: list[Any], prefix: str) -> list[OutMessage]:
         elif isinstance(item, ShadowOrder):
             message = order_message(item.order, prefix)
             out.append(OutMessage(prefix + SHADOW_TOPIC, message.key, message.value))
-        elif isinstance(item, CancelAllOrders | ExecutionProgress):
+        elif isinstance(item, PacedCancelAll | ExecutionProgress):
             out.append(instruction_message(item, prefix))
     return out
 

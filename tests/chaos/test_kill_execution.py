@@ -299,12 +299,6 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
 
     try:
         trading_env = execution_env(prefix, chaos_db, tmp_path / "trading", ports["trading"])
-        # Known bug (flows/trading.py, _EventClock): with execution through Kafka the risk gate's
-        # order-rate bucket is created at the wall clock's time, before the first market event, and
-        # never refills on a replay's older market time, so the flow approves its first 20 orders
-        # (the burst) and denies every later one "rate_limit_exceeded". A burst no replay exhausts
-        # keeps the trading flow trading the whole month, so kills land among orders.
-        trading_env["BOT4_RISK__ORDER_BURST"] = "1000000"
         procs["trading"] = spawn("run", trading_env, tmp_path / "recovery-trading")
         procs["reference"] = spawn(
             "execute",

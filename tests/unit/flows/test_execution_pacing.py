@@ -11,13 +11,22 @@ from decimal import Decimal
 from pathlib import Path
 
 import bytewax.operators as op
+import orjson
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+from core.errors import WireFormatError
 from core.fills import Fill, OrderEvent
 from core.orders import ApprovedOrder, CancelAllOrders
-from flows.execution import ExecutionProgress, decode_instruction, instruction_message, paper_execution
+from flows.execution import (
+    ExecutionProgress,
+    PacedCancelAll,
+    decode_instruction,
+    instruction_message,
+    next_position,
+    paper_execution,
+)
 from tests.unit.flows.test_execution_step import ACCOUNT, approve, capture_events
 
 
@@ -213,3 +222,69 @@ def test_a_cancel_all_ahead_of_its_market_data_stamps_the_waiting_orders_events_
     assert [(e.kind.value, e.status.value) for e in events][-1] == ("cancel", "canceled")
     assert all(e.ts_event >= decided for e in events)
     assert events == [r for r in in_time if isinstance(r, OrderEvent)]
+
+
+def read_to(events) -> dict:
+    """The trading flow's ``read_to`` after applying ``events`` (one instrument): its newest event's
+    time and how many events came at exactly that time."""
+    position = None
+    for event in events:
+        position = next_position(position, event.ts_event)
+    return {events[0].key: position}
+
+
+def test_a_cancel_all_waits_for_the_market_the_trading_flow_had_applied_and_holds_what_follows(capture):
+    # A resting buy limit, the trades after it trading through it, then a cancel-all decided
+    # between two trades of the same microsecond (a breaker judged at the first of them), then a
+    # market buy decided later. In-process the market up to the cancel fills the limit, and the
+    # market buy after the cancel is not canceled. Paced, orders.v1 may be read before the market
+    # data: the cancel-all must wait for the market it names (ties included), and the market buy
+    # behind it must wait for the cancel-all, or the limit is canceled unfilled and the market buy
+    # with it, depending on which topic was read first.
+    snap = next(i for i, e in enumerate(capture) if type(e).__name__ == "BookSnapshot")
+    at = decision_point(capture, snap + 200)
+    cut = next(
+        j
+        for j in range(at + 1500, len(capture) - 1)
+        if capture[j - 1].ts_event == capture[j].ts_event and type(capture[j]).__name__ == "Trade"
+    )
+    limit = min(e.price for e in capture[at:cut] if type(e).__name__ == "Trade") + Decimal("0.01")
+    order = limit_buy("b4-pace-wait", capture[at - 1].ts_event, capture[at - 1].price, limit)
+    command = CancelAllOrders("main", "drawdown", capture[cut - 1].ts_event, keep_reduce_only=False)
+    cancel = PacedCancelAll(command, read_to(capture[:cut]))
+    assert capture[cut].ts_event == command.ts  # the next event has the cancel-all's time: a tie
+    (after,) = orders_at(capture, [decision_point(capture, cut + 300)])
+    later = capture.index(next(e for e in capture if e.ts_event > after.ts_decided))
+    end = ExecutionProgress("main", capture[-1].ts_event)
+
+    in_process = run(
+        [*capture[:at], order, *capture[at:cut], cancel, *capture[cut:later], after, *capture[later:]], paced=False
+    )
+    kinds = [(r.client_order_id, r.kind.value) for r in in_process if isinstance(r, OrderEvent)]
+    assert ("b4-pace-wait", "fill") in kinds and ("b4-pace-wait", "cancel") not in kinds
+    assert [f for f in in_process if isinstance(f, Fill) and f.client_order_id == after.client_order_id]
+
+    orders_first = [order, cancel, after, end, *capture]
+    market_first = [*capture, order, cancel, after, end]
+    cancel_ahead = [*capture[: at + 10], order, ExecutionProgress("main", capture[at + 5].ts_event), cancel, after]
+    cancel_ahead += [*capture[at + 10 :], end]
+    for inputs in (orders_first, market_first, cancel_ahead):
+        assert run(inputs, paced=True) == in_process
+    # A cancel-all without read_to (records from before it existed) cannot wait for the market it
+    # has not read: read first, it ends the limit order before the market that would have filled it.
+    legacy = run([order, command, after, end, *capture], paced=True)
+    assert ("b4-pace-wait", "fill") not in [
+        (r.client_order_id, r.kind.value) for r in legacy if isinstance(r, OrderEvent)
+    ]
+
+
+def test_a_cancel_all_with_read_to_round_trips_on_orders_v1_and_a_bad_read_to_is_refused(capture):
+    command = CancelAllOrders("main", "kill switch", capture[9].ts_event, keep_reduce_only=False)
+    cancel = PacedCancelAll(command, read_to(capture[:10]))
+    message = instruction_message(cancel, "p.")
+    assert message.key == b"main" and decode_instruction(message.value) == cancel
+    body = orjson.loads(message.value)
+    for bad in ({"binance:BTC/USDT": [1, 0]}, {"binance:BTC/USDT": 5}, ["binance:BTC/USDT"], {"k": ["x", 1]}):
+        with pytest.raises(WireFormatError) as info:
+            decode_instruction(orjson.dumps({**body, "read_to": bad}))
+        assert info.value.reason == "malformed_order"

@@ -18,9 +18,9 @@ import pytest
 from core.clock import ManualClock, SystemClock, parse_utc
 from core.events import Candle
 from core.fills import Fill, OrderEvent
-from core.orders import ApprovedOrder, CancelAllOrders, PauseStrategy, ResumeStrategy, Signal
+from core.orders import ApprovedOrder, KillSwitch, PauseStrategy, ResumeStrategy, Signal
 from flows.demo import TRADING_FILES
-from flows.execution import ExecutionProgress, OrderPlaced, PaperAccount, PaperExecution
+from flows.execution import ExecutionProgress, OrderPlaced, PacedCancelAll, PaperAccount, PaperExecution
 from flows.replay import read_events
 from flows.trading import AccountLogic, InstrumentLogic, Mode
 from risk.decisions import DecisionKind, RiskDecision
@@ -51,7 +51,7 @@ def lockstep(candles, commands=None, *, limits=None, wall=None):
         batch += [("acct", i) for i in items if isinstance(i, Candle | Signal)]
         out, _ = trading.on_batch(batch)
         decided.extend(out)
-        to_execution = [("acct", o) for o in out if isinstance(o, ApprovedOrder | CancelAllOrders | ExecutionProgress)]
+        to_execution = [("acct", o) for o in out if isinstance(o, ApprovedOrder | PacedCancelAll | ExecutionProgress)]
         back, _ = execution.on_batch([("acct", candle), *to_execution])
         executed.extend(back)
         reports = [("acct", r) for r in back if isinstance(r, Fill | OrderEvent)]
@@ -101,6 +101,19 @@ def test_orders_spaced_in_replayed_market_time_refill_the_order_rate_bucket_star
     times = [d.ts for d in approved]
     assert min(b - a for a, b in itertools.pairwise(times)) >= timedelta(minutes=1)
     assert not [d for d in judged if any(r.code == "rate_limit_exceeded" for r in d.reasons)]
+
+
+def test_a_cancel_all_tells_execution_how_far_the_account_had_applied_each_instruments_market(candles):
+    # The kill switch arrives after bar 299 was applied: execution must cancel after exactly that
+    # market (flows.execution waits for it when it has not read it yet).
+    kill = KillSwitch("acct", "alice", "test: kill", candles[300].ts_event)
+    decided, _, _, execution = lockstep(candles, {300: [kill]})
+    (cancel,) = [o for o in decided if isinstance(o, PacedCancelAll)]
+    applied = candles[299].ts_event + timedelta(minutes=1)
+    assert cancel.command.keep_reduce_only is False and cancel.ts == applied
+    assert cancel.read_to == {candles[299].key: (applied, 1)}
+    # Execution had read that far: the cancel-all went ahead and nothing is held behind it.
+    assert execution.state is not None and not execution.state.pacing.blocked
 
 
 def test_a_fill_delivered_twice_is_booked_once(candles):
