@@ -40,6 +40,7 @@ from core.deadletter import DeadLetter
 from flows.dlq import Inbound, dead_letter
 from flows.kafka_io import partition_counts
 from flows.settings import KafkaSettings
+from flows.shutdown import EpochStop
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class _AlignedPartition(StatefulSourcePartition[Inbound | DeadLetter, dict[str, 
         self._caught_up: dict[str, bool] = {t: self._at_end(t, start[t]) for t in topics}
         self._consumer.assign([TopicPartition(t, index, start[t]) for t in topics])
         self._batch_size, self._tail, self._clock = batch_size, tail, clock
+        self._stop = EpochStop()
 
     def _at_end(self, topic: str, position: int) -> bool:
         """Whether ``topic`` has nothing at or after ``position`` (OFFSET_BEGINNING: an empty
@@ -134,6 +136,8 @@ class _AlignedPartition(StatefulSourcePartition[Inbound | DeadLetter, dict[str, 
 
     def next_batch(self) -> list[Inbound | DeadLetter]:
         out: list[Inbound | DeadLetter] = []
+        if self._stop.pending():
+            return out
         heads, caught_up, index = self._heads, self._caught_up, self._index
         budget = self._budget()
         if budget == 0:
@@ -199,6 +203,7 @@ class _AlignedPartition(StatefulSourcePartition[Inbound | DeadLetter, dict[str, 
             nxt[best] = record.offset + 1
 
     def snapshot(self) -> dict[str, int]:
+        self._stop.snapshotted()
         # Buffered records are not emitted yet: resume from the first of them.
         return {t: (q[0][1].offset if q else self._next[t]) for t, q in self._heads.items()}
 

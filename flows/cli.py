@@ -78,11 +78,15 @@ def topics_ensure() -> None:
     typer.echo(f"created: {', '.join(created) if created else 'nothing (all exist)'}")
 
 
-def _run(flow: object, workers: int, recovery_dir: Path | None) -> None:
+def _run(flow: object, workers: int, recovery_dir: Path | None, *, graceful: bool = False) -> None:
+    """Run ``flow`` with Bytewax. ``graceful``: SIGINT / SIGTERM stop it at an epoch boundary
+    (:mod:`flows.shutdown`; every source of the flow must take part): exit code 0, or 128 + the
+    signal's number when a second signal stopped it at once."""
     from bytewax.recovery import RecoveryConfig
     from bytewax.run import cli_main
 
     from flows.metrics import ensure_server
+    from flows.shutdown import StopOutcome, graceful_stop
 
     port = ensure_server(_settings().metrics_port)
     if port:
@@ -92,7 +96,26 @@ def _run(flow: object, workers: int, recovery_dir: Path | None) -> None:
     if recovery_dir is not None:
         _ensure_recovery_dir(recovery_dir, workers)
         recovery = RecoveryConfig(str(recovery_dir))
-    cli_main(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=1), recovery_config=recovery)
+    interval = timedelta(seconds=1)
+    if not graceful:
+        cli_main(flow, workers_per_process=workers, epoch_interval=interval, recovery_config=recovery)
+        return
+    with graceful_stop(workers=workers) as stop:
+        try:
+            cli_main(flow, workers_per_process=workers, epoch_interval=interval, recovery_config=recovery)
+        except KeyboardInterrupt:
+            # With several workers Bytewax ends a graceful stop with the KeyboardInterrupt handed to it.
+            if stop.outcome is StopOutcome.RUNNING:
+                raise
+        except BaseException:
+            if stop.outcome is not StopOutcome.FORCED:  # a failure, stop requested or not
+                raise
+            # After a second signal: whatever the interrupted step raised (Bytewax's panic).
+    if stop.outcome is StopOutcome.FORCED:
+        console.print("[yellow]stopped at once by a second signal; a restart resumes from the last snapshot[/yellow]")
+        raise typer.Exit(stop.exit_code)
+    if stop.outcome is StopOutcome.GRACEFUL:
+        console.print(f"stopped on {stop.signal_name}: everything read is through the flow and acknowledged")
 
 
 def _ensure_recovery_dir(path: Path, partitions: int) -> None:
@@ -151,7 +174,7 @@ def _drain(settings: Bot4Settings, workers: int) -> None:
     from flows.store import store_flow
 
     started = time.monotonic()
-    _run(store_flow(settings, tail=False), workers, settings.data_dir / "recovery" / "store")
+    _run(store_flow(settings, tail=False), workers, settings.data_dir / "recovery" / "store", graceful=True)
     console.print(f"stored md.* topics into PostgreSQL in {time.monotonic() - started:.1f}s")
 
 
@@ -167,7 +190,7 @@ def store_cmd(
     if drain:
         _drain(settings, workers)
     else:
-        _run(store_flow(settings, tail=True), workers, settings.data_dir / "recovery" / "store")
+        _run(store_flow(settings, tail=True), workers, settings.data_dir / "recovery" / "store", graceful=True)
 
 
 @app.command("run")
@@ -178,7 +201,9 @@ def run_cmd(
 ) -> None:
     """The trading flow on Kafka in BOT4_MODE (paper by default; shadow; live only with explicit opt-in).
 
-    Same as `python -m bytewax.run "flows.trading_run:trading_flow()"`; see docs/operations.md.
+    Same as `python -m bytewax.run "flows.trading_run:trading_flow()"`, except on SIGINT / SIGTERM:
+    it stops at the next epoch boundary with nothing lost or redone and exits with code 0 (a second
+    signal stops it at once: 130 / 143); see docs/operations.md.
     """
     from core.errors import ConfigError
     from flows.control import control_source
@@ -193,7 +218,7 @@ def run_cmd(
         console.print(f"[red]trading refused: {exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"trading flow: mode {settings.mode}, account {settings.trading.account}, {settings.trading.symbols}")
-    _run(flow, workers, recovery)
+    _run(flow, workers, recovery, graceful=True)
 
 
 @app.command("execute")
@@ -216,7 +241,7 @@ def execute_cmd(
         console.print(f"[red]execution refused: {exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"execution flow: paper venue, account {settings.trading.account}, {settings.trading.symbols}")
-    _run(flow, 1, recovery)
+    _run(flow, 1, recovery, graceful=True)
 
 
 @app.command()

@@ -48,6 +48,7 @@ from core.orders import KillSwitch, PauseStrategy, ResetBreaker, ResumeStrategy
 from flows.dlq import Inbound
 from flows.kafka_io import CheckedProducer, InboundKafkaSource, producer_config
 from flows.settings import Bot4Settings
+from flows.shutdown import EpochStop
 
 CONTROL_TOPIC = "control.commands.v1"
 #: ``account`` of a command meant for every account (the kill file's).
@@ -213,10 +214,13 @@ class _KillFilePartition(StatefulSourcePartition[Inbound | DeadLetter, int | Non
         self._tail = tail
         self._clock = clock
         self._done = False
+        self._stop = EpochStop()
 
     def next_batch(self) -> list[Inbound | DeadLetter]:
         if self._done:
             raise StopIteration
+        if self._stop.pending():
+            return []
         self._done = not self._tail  # drain mode: one look at start, then this input ends
         command = self._trigger.poll(self._clock)
         if command is None:
@@ -228,6 +232,7 @@ class _KillFilePartition(StatefulSourcePartition[Inbound | DeadLetter, int | Non
         return self._clock.now() + timedelta(seconds=KILL_FILE_POLL_S) if self._tail else None
 
     def snapshot(self) -> int | None:
+        self._stop.snapshotted()
         return self._trigger._fired_mtime_ns
 
 

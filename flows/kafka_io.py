@@ -23,6 +23,7 @@ from core.deadletter import DeadLetter
 from flows.dlq import Inbound, dead_letter
 from flows.metrics import CONSUMER_LAG, expect_ready, mark_ready
 from flows.settings import KafkaSettings
+from flows.shutdown import EpochStop
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +150,14 @@ class _InboundPartition(StatefulSourcePartition[Inbound | DeadLetter, int]):
         self._eof = False
         self._component = f"kafka:{topic}[{partition}]"
         self._lag = CONSUMER_LAG.labels(topic, str(partition))
+        self._stop = EpochStop()
         expect_ready(self._component)
 
     def next_batch(self) -> list[Inbound | DeadLetter]:
         if self._eof:
             raise StopIteration
+        if self._stop.pending():
+            return []
         out: list[Inbound | DeadLetter] = []
         topic, partition = self._topic, self._partition
         messages = self._consumer.consume(self._batch_size, 0.001)
@@ -188,6 +192,7 @@ class _InboundPartition(StatefulSourcePartition[Inbound | DeadLetter, int]):
             self._lag.set(max(0, high - start))
 
     def snapshot(self) -> int:
+        self._stop.snapshotted()
         return self._offset
 
     def close(self) -> None:

@@ -59,6 +59,7 @@ from flows.models import encode_signal, write_drift, write_scores
 from flows.pg_sink import RowsSink, Target, connected
 from flows.risk_step import decision_message, order_message, write_decisions
 from flows.settings import Bot4Settings, load_settings, require_live_limits
+from flows.shutdown import close_at_stop
 from flows.store import REFUSED_KEY, decode_batch
 from flows.strategies import strategies_for
 from flows.trading import (
@@ -90,7 +91,9 @@ class ExchangeConnection:
     config: CcxtVenueConfig
 
     def __call__(self) -> Venue:
-        return self.venue_class(self.config, clock=SystemClock())
+        venue = self.venue_class(self.config, clock=SystemClock())
+        close_at_stop(venue.close)  # when `bot4 run` stops: the client's sessions and its loop thread
+        return venue
 
 
 def account_setup(settings: Bot4Settings, mode: Mode) -> AccountSetup:
