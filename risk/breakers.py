@@ -388,6 +388,7 @@ class RiskStateMachine:
         "_daily",
         "_disconnect",
         "_drawdown",
+        "_due",
         "_features",
         "_kill",
         "_latency",
@@ -415,6 +416,8 @@ class RiskStateMachine:
         self._latency = LatencyBreaker(limits.max_round_trip, limits.latency_samples, limits.latency_cooldown)
         self._disconnect = DisconnectBreaker(limits.disconnect_cooldown)
         self._kill = ManualBreaker("kill_switch", TradingState.HALTED)
+        #: next_due()'s answer until the next change (False: not known since the last change).
+        self._due: datetime | bool | None = False
         every: list[Breaker | None] = [
             self._kill,
             self._drawdown,
@@ -570,8 +573,17 @@ class RiskStateMachine:
         """The earliest time at which time alone can change a breaker (a cooldown ends, a source
         turns stale, a new UTC day): an event-time flow judges the breakers at its first event at or
         after it, wherever its batches end. None when nothing is pending."""
-        times = [t for t in (b.due() for b in self._breakers.values()) if t is not None]
-        return min(times) if times else None
+        try:
+            due = self._due
+        except AttributeError:  # restored from a snapshot taken before the answer was kept
+            due = False
+        if due is False:
+            # Only _apply changes a breaker, and it forgets the answer: an event-time flow asks on
+            # every market event, and the breakers change far less often.
+            times = [t for t in (b.due() for b in self._breakers.values()) if t is not None]
+            due = self._due = min(times) if times else None
+        assert due is not True
+        return due
 
     def tick(self) -> tuple[RiskEvent, ...]:
         """Let time pass with no observation (call on a timer or on every event)."""
@@ -604,6 +616,7 @@ class RiskStateMachine:
             raise ValueError(f"command for account {account!r} sent to the state machine of {self._account!r}")
 
     def _apply(self, observe: Callable[[datetime], object]) -> tuple[RiskEvent, ...]:
+        self._due = False
         now = self._clock.now()
         before = {name: b.status for name, b in self._breakers.items()}
         for breaker in self._breakers.values():

@@ -284,3 +284,35 @@ def test_state_machine_pickles_and_resumes_with_its_breakers() -> None:
     assert restored.state is HALTED
     assert restored.breakers["drawdown"].status is BreakerStatus.OPEN
     assert changes(reset(restored, clock, "drawdown")) == [(HALTED, ACTIVE)]
+
+
+def test_next_due_follows_every_change_of_every_breaker_and_survives_a_snapshot() -> None:
+    # next_due() keeps its answer between changes (an event-time flow asks on every market event):
+    # after every kind of change it must equal the breakers' own earliest due time.
+    m, clock = machine()
+
+    def fresh(sm: RiskStateMachine) -> object:
+        times = [t for t in (b.due() for b in sm.breakers.values()) if t is not None]
+        return min(times) if times else None
+
+    key = "binance:BTC/USDT"
+    assert m.next_due() is None
+    steps = [
+        lambda: m.on_data({key: clock.now()}, {key: clock.now()}, {key: clock.now()}),  # staleness clocks start
+        lambda: clock.advance(timedelta(seconds=10)) and m.on_data({key: clock.now()}),  # market moves on
+        lambda: m.on_equity(Decimal("100000")),
+        lambda: m.on_equity(Decimal("94000")),  # daily loss: open until the next UTC day
+        lambda: clock.advance(timedelta(minutes=10)) and m.tick(),  # everything stale: cooldowns
+        lambda: m.kill(KillSwitch("acct", "alice", "test", clock.now())),
+        lambda: reset(m, clock, "kill_switch"),
+        lambda: m.on_connection(False),
+        lambda: m.on_connection(True),  # connected since now: the disconnect cooldown runs
+    ]
+    seen = []
+    for step in steps:
+        step()
+        assert m.next_due() == fresh(m)
+        seen.append(m.next_due())
+        restored = pickle.loads(pickle.dumps(m))
+        assert restored.next_due() == fresh(restored) == m.next_due()
+    assert len(set(seen)) >= 3  # the answer moved with the changes (staleness, cooldowns)
