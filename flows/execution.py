@@ -171,6 +171,10 @@ def _decided_at(item: Instruction) -> datetime:
     return item.ts_decided if isinstance(item, ApprovedOrder) else item.ts
 
 
+#: How many executed cancel-alls a paced account remembers to refuse their re-publication.
+CANCELS_KEPT = 1000
+
+
 @dataclass
 class _Pacing:
     """What a paced account holds back: market data per instrument, orders per instrument, and the
@@ -186,6 +190,10 @@ class _Pacing:
     #: A cancel-all waiting for market data up to its ``read_to``, and every instruction and
     #: progress that came after it, in order.
     blocked: deque[Instruction | ExecutionProgress] = field(default_factory=deque)
+    #: The newest cancel-alls executed (time, reason, keep_reduce_only): a restarted trading flow
+    #: publishes again what it had published after its snapshot, and a cancel-all executed twice
+    #: would cancel the orders placed between the two.
+    canceled: deque[tuple[datetime, str, bool]] = field(default_factory=lambda: deque(maxlen=CANCELS_KEPT))
 
     def count(self) -> int:
         return sum(len(q) for q in self.held.values())
@@ -204,6 +212,7 @@ class _Pacing:
         state.setdefault("read", {})
         state.setdefault("applied", {})
         state.setdefault("blocked", deque())
+        state.setdefault("canceled", deque(maxlen=CANCELS_KEPT))
         self.__dict__.update(state)
 
 
@@ -321,6 +330,11 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             self._raise_upto(pacing, item.ts)
             keys = list(pacing.held)
         elif isinstance(item, CancelAllOrders | PacedCancelAll):
+            command = item.command if isinstance(item, PacedCancelAll) else item
+            identity = (command.ts, command.reason, command.keep_reduce_only)
+            if identity in pacing.canceled:
+                return  # published again by a restarted trading flow: executed already
+            pacing.canceled.append(identity)
             # A cancel-all decided at market time T reaches the venue after the market the trading
             # flow had applied when it decided it, as in-process: with ``read_to`` (PacedCancelAll)
             # exactly that market of each instrument, read before the cancel went ahead (see

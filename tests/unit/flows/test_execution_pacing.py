@@ -288,3 +288,27 @@ def test_a_cancel_all_with_read_to_round_trips_on_orders_v1_and_a_bad_read_to_is
         with pytest.raises(WireFormatError) as info:
             decode_instruction(orjson.dumps({**body, "read_to": bad}))
         assert info.value.reason == "malformed_order"
+
+
+def test_a_cancel_all_published_again_by_a_restarted_trading_flow_is_not_executed_twice(capture):
+    # A restarted trading flow publishes again what it had published after its last snapshot: the
+    # approved orders are refused as duplicates by client order id, and the cancel-all must not
+    # cancel a second time, or it cancels the order placed after it.
+    snap = next(i for i, e in enumerate(capture) if type(e).__name__ == "BookSnapshot")
+    first, second = decision_point(capture, snap + 200), decision_point(capture, snap + 1200)
+
+    def resting(coid: str, at: int):
+        price = capture[at - 1].price
+        return limit_buy(coid, capture[at - 1].ts_event, price, (price * Decimal("0.99")).quantize(Decimal("0.01")))
+
+    early, late = resting("b4-pace-early", first), resting("b4-pace-late", second)
+    cut = first + 500
+    cancel = PacedCancelAll(
+        CancelAllOrders("main", "drawdown", capture[cut - 1].ts_event, keep_reduce_only=True), read_to(capture[:cut])
+    )
+    end = ExecutionProgress("main", capture[-1].ts_event)
+    once = run([early, cancel, late, end, *capture], paced=True)
+    again = run([early, cancel, late, cancel, early, late, end, *capture], paced=True)
+    assert again == once
+    events = [(r.client_order_id, r.kind.value) for r in once if isinstance(r, OrderEvent)]
+    assert ("b4-pace-early", "cancel") in events and ("b4-pace-late", "cancel") not in events
