@@ -77,6 +77,11 @@ HELD_EVENTS = Gauge(
     "Market events the execution step holds until the trading flow has decided up to their time",
     ["account"],
 )
+BLOCKED = Gauge(
+    "bot4_execution_blocked_instructions",
+    "orders.v1 records held behind a cancel-all that waits for market data up to its read_to",
+    ["account"],
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +268,9 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             if changed:
                 out.append(PortfolioUpdate(state.manager.view()))
             if self._paced:
-                HELD_EVENTS.labels(state.manager.portfolio.account).set(state.pacing.count())
+                account = state.manager.portfolio.account
+                HELD_EVENTS.labels(account).set(state.pacing.count())
+                BLOCKED.labels(account).set(len(state.pacing.blocked))
         EVENTS.labels(STAGE, "ok").inc(len(values))
         return out, StatefulBatchLogic.RETAIN
 

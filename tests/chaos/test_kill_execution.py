@@ -353,13 +353,18 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
             wait_for(lambda: all_terminal(ref_conninfo) and all_terminal(chaos_conninfo), 180, "every order to end")
         except AssertionError as exc:
             detail = {}
-            for name, conninfo in (("reference", ref_conninfo), ("chaotic", chaos_conninfo)):
+            for name, conninfo, port in (
+                ("reference", ref_conninfo, ports["reference"]),
+                ("chaotic", chaos_conninfo, restarts[-1].port),
+            ):
                 with psycopg.connect(conninfo) as conn:
                     statuses = dict(conn.execute("SELECT client_order_id, status FROM orders").fetchall())
                 detail[name] = {
                     "missing": sorted(mirror.approved - set(statuses)),
                     "extra": sorted(set(statuses) - mirror.approved),
                     "open": {c: s for c, s in statuses.items() if s not in TERMINAL},
+                    "held_events": metric(port, "bot4_execution_held_events", account="paper"),
+                    "blocked": metric(port, "bot4_execution_blocked_instructions", account="paper"),
                 }
             raise AssertionError(f"{exc}: {detail}") from None
         feed.release()
