@@ -255,8 +255,9 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
         procs["chaotic"] = spawn("execute", env, tmp_path / "recovery-chaotic")
         restarts.append(Restart(port, time.monotonic(), stored_count(chaos_conninfo, "order_events")))
 
-    def executed_inputs(port: int) -> float:
-        return metric(port, "bot4_events_total", stage="execution", outcome="ok") or 0.0
+    def executed_inputs(port: int) -> float | None:
+        """Inputs the process's execution step has taken (None: no answer from its /metrics)."""
+        return metric(port, "bot4_events_total", stage="execution", outcome="ok")
 
     def watch() -> None:
         """Fail if a process or thread died; time the newest restart's first input and first row."""
@@ -269,7 +270,7 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
                 raise AssertionError(f"{type(thread).__name__} failed: {thread.error!r}")
         last = restarts[-1] if restarts else None
         if last is not None:
-            if last.first_input_s is None and executed_inputs(last.port) > 0:
+            if last.first_input_s is None and (executed_inputs(last.port) or 0.0) > 0:
                 last.first_input_s = time.monotonic() - last.started
             if last.first_row_s is None and stored_count(chaos_conninfo, "order_events") > last.rows_before:
                 last.first_row_s = time.monotonic() - last.started
@@ -291,10 +292,20 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
         deadline = quiet_since + 180
         while time.monotonic() - quiet_since < seconds:
             watch()
-            assert time.monotonic() < deadline, "the execution processes never went idle"
+            if time.monotonic() >= deadline:
+                state = {
+                    name: {
+                        "inputs": executed_inputs(port),
+                        "held_events": metric(port, "bot4_execution_held_events", account="paper"),
+                        "blocked": metric(port, "bot4_execution_blocked_instructions", account="paper"),
+                    }
+                    for name, port in ends.items()
+                }
+                raise AssertionError(f"the execution processes never went idle: {state}")
             time.sleep(0.2)
+            # A scrape that got no answer (a busy process) is no reading, not a change.
             now = {name: executed_inputs(port) for name, port in ends.items()}
-            if now != seen:
+            if None not in now.values() and now != seen:
                 seen, quiet_since = now, time.monotonic()
 
     try:
@@ -358,7 +369,9 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
                 ("chaotic", chaos_conninfo, restarts[-1].port),
             ):
                 with psycopg.connect(conninfo) as conn:
-                    statuses = dict(conn.execute("SELECT client_order_id, status FROM orders").fetchall())
+                    statuses: dict[str, str] = dict(
+                        conn.execute("SELECT client_order_id, status FROM orders").fetchall()
+                    )
                 detail[name] = {
                     "missing": sorted(mirror.approved - set(statuses)),
                     "extra": sorted(set(statuses) - mirror.approved),
