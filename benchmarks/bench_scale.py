@@ -67,7 +67,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -94,6 +93,7 @@ from flows.replay import replay_files  # noqa: E402
 from flows.settings import PostgresSettings, load_settings  # noqa: E402
 from flows.storage.migrate import migrate  # noqa: E402
 from flows.topics import load_topics  # noqa: E402
+from tests.support.flow_http import free_ports  # noqa: E402
 
 SHARED = Path(os.environ.get("BOT4_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CANDLES = [SHARED / "candles" / "binance-1m-2021" / f"{s}_USDT-1m.json" for s in ("BTC", "ETH")]
@@ -137,17 +137,6 @@ class Run:
 # Processes
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _thread_ticks(pid: int, into: dict[tuple[int, int], int]) -> None:
     """Each live thread's user + system ticks so far (the newest reading wins)."""
     try:
@@ -183,7 +172,7 @@ def run_cluster(
     """``python -m bytewax.run TARGET`` in ``layout``, to the end of every process."""
     procs_n, workers = LAYOUTS[layout]
     cmd = [sys.executable, "-m", "bytewax.run", target, "-w", str(workers)]
-    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(procs_n)) if procs_n > 1 else ""
+    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(procs_n)) if procs_n > 1 else ""
     started = time.monotonic()
     procs = []
     for i in range(procs_n):

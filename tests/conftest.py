@@ -55,18 +55,11 @@ def pg_database(pg_admin_conninfo: str) -> Iterator[str]:
 @pytest.fixture
 def topic_prefix(kafka_bootstrap: str) -> Iterator[str]:
     """Unique topic names for one test: ``<prefix>md.trades.v1`` etc., created with 3 partitions."""
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from tests.support.topics import topics
 
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    names = [f"{prefix}{t}" for t in ("md.trades.v1", "md.book.v1", "md.candles.v1", "dlq.v1")]
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for fut in admin.create_topics([NewTopic(n, num_partitions=3, replication_factor=1) for n in names]).values():
-        fut.result(30)
-    try:
+    with topics(kafka_bootstrap, [f"{prefix}{t}" for t in ("md.trades.v1", "md.book.v1", "md.candles.v1", "dlq.v1")]):
         yield prefix
-    finally:
-        for fut in admin.delete_topics(names).values():
-            fut.result(30)
 
 
 # -- coverage off for long replays -----------------------------------------------------------------

@@ -36,16 +36,13 @@ end and stops when told to. The run takes about six minutes: ``make chaos`` only
 from __future__ import annotations
 
 import asyncio
-import http.client
 import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -56,17 +53,17 @@ import orjson
 import psycopg
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.events import Side, Trade
 from core.wire import encode
-from flows.control import CONTROL_TOPIC
 from flows.settings import load_settings
 from flows.storage.migrate import migrate
 from tests.integration.conftest import read_topic
 from tests.integration.test_ccxt_venue import Exchange
 from tests.support.exchange_server import ExchangeServer
-from tests.support.kill_restart import BOT4, OUT_TOPICS, ROOT, env_for
+from tests.support.flow_http import free_port, scrape
+from tests.support.kill_restart import BOT4, ROOT, env_for
+from tests.support.topics import flow_topics
 
 pytestmark = [
     pytest.mark.integration,
@@ -158,18 +155,8 @@ class TradeFeed(threading.Thread):
         self.finished.set()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _metrics(port: int) -> str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            return resp.read().decode()
-    except (OSError, http.client.HTTPException):
-        return ""
+    return scrape(port) or ""
 
 
 def _samples(text: str, name: str) -> dict[str, float]:
@@ -184,17 +171,8 @@ def _samples(text: str, name: str) -> dict[str, float]:
 
 @pytest.fixture
 def topics(topic_prefix: str, kafka_bootstrap: str) -> Iterator[str]:
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    names = [f"{topic_prefix}{t}" for t in OUT_TOPICS]
-    new = [NewTopic(n, num_partitions=3, replication_factor=1) for n in names]
-    new.append(NewTopic(f"{topic_prefix}{CONTROL_TOPIC}", num_partitions=1, replication_factor=1))
-    for fut in admin.create_topics(new).values():
-        fut.result(30)
-    try:
+    with flow_topics(kafka_bootstrap, topic_prefix):
         yield topic_prefix
-    finally:
-        for fut in admin.delete_topics([*names, f"{topic_prefix}{CONTROL_TOPIC}"]).values():
-            fut.result(30)
 
 
 @pytest.fixture
@@ -300,7 +278,7 @@ def test_exchange_faults_under_a_running_testnet_flow_leave_one_order_per_client
     prefix = topics
     conninfo = load_settings(postgres={"dbname": pg_database}).postgres.conninfo()
     migrate(conninfo)
-    port = _free_port()
+    port = free_port()
     env = env_for(prefix, pg_database, tmp_path / "data")
     env.update(
         {

@@ -17,15 +17,11 @@ producer's 60 s flush timeout, then the process fails), and the kill file is not
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -39,6 +35,7 @@ from flows.ingest import replay_flow
 from flows.settings import load_settings
 from flows.storage.migrate import migrate
 from tests.integration.conftest import topic_message_count
+from tests.support.flow_http import free_port, metric
 from tests.support.kill_restart import OUT_TOPICS, env_for, equity_rows, fresh_database, outcome, run_to_end
 from tests.support.private_kafka import PrivateKafka, jars_present
 
@@ -67,27 +64,6 @@ TOPICS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _metric(port: int, name: str, **labels: str) -> float | None:
-    """The value of one sample on the flow's /metrics, or None if absent or not serving."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except (OSError, http.client.HTTPException):
-        return None
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
-        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
-            return float(match.group(2))
-    return None
-
-
 def _wait(condition, timeout: float, what: str, proc: subprocess.Popen[bytes]) -> float:
     started = time.monotonic()
     while not condition():
@@ -111,7 +87,7 @@ def test_the_kill_file_halts_the_account_while_the_kafka_broker_is_down(pg_datab
         run_main(replay_flow([candles], settings=load_settings(kafka=kafka)))
         migrate(load_settings(postgres={"dbname": pg_database}).postgres.conninfo())
 
-        port = _free_port()
+        port = free_port()
         data_dir = tmp_path / "data"
         env = dict(os.environ)
         env.update(
@@ -132,7 +108,7 @@ def test_the_kill_file_halts_the_account_while_the_kafka_broker_is_down(pg_datab
         )
         account = {"account": "paper"}
         _wait(
-            lambda: _metric(port, "bot4_risk_state", **account, state="active") == 1,
+            lambda: metric(port, "bot4_risk_state", **account, state="active") == 1,
             90,
             "the account trades (risk state active on /metrics)",
             proc,
@@ -154,16 +130,16 @@ def test_the_kill_file_halts_the_account_while_the_kafka_broker_is_down(pg_datab
 
         broker.kill()
         time.sleep(1.0)  # the flow notices nothing: its sources just stop receiving
-        assert _metric(port, "bot4_risk_state", **account, state="halted") == 0
+        assert metric(port, "bot4_risk_state", **account, state="halted") == 0
         data_dir.mkdir(exist_ok=True)
         (data_dir / "KILL").write_text("drill: broker down\n")
         took = _wait(
-            lambda: _metric(port, "bot4_risk_state", **account, state="halted") == 1,
+            lambda: metric(port, "bot4_risk_state", **account, state="halted") == 1,
             15,
             "the kill file halts the account with Kafka down",
             proc,
         )
-        assert _metric(port, "bot4_risk_state", **account, state="active") == 0
+        assert metric(port, "bot4_risk_state", **account, state="active") == 0
         print(f"kill file to HALTED on /metrics with the broker down: {took:.2f} s")
     finally:
         if proc is not None and proc.poll() is None:

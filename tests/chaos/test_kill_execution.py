@@ -39,15 +39,12 @@ restart of the execution process alone 5-30 s, so one kill point cannot fit in 2
 
 from __future__ import annotations
 
-import http.client
 import os
 import random
 import signal
-import socket
 import statistics
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -59,7 +56,6 @@ import orjson
 import psycopg
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from core.clock import from_epoch_us
 from core.events import Candle
@@ -69,6 +65,7 @@ from flows.control import CONTROL_TOPIC, publish_command
 from flows.replay.formats import read_events
 from flows.settings import load_settings
 from tests.integration.conftest import topic_message_count
+from tests.support.flow_http import free_port, metric, ready
 from tests.support.kill_restart import (
     OUT_TOPICS,
     ROOT,
@@ -76,11 +73,11 @@ from tests.support.kill_restart import (
     execution_env,
     execution_outcome,
     fresh_database,
-    metric,
     portfolio_from_fills,
     spawn,
     stored_count,
 )
+from tests.support.topics import topics
 
 SHARED = Path(os.environ.get("BOT4_SHARED_DATA", ROOT.parent / "shared" / "data"))
 BTC_1M = SHARED / "candles" / "binance-1m-2021" / "BTC_USDT-1m.json"
@@ -103,39 +100,15 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
-            return bool(answer.status == 200)
-    except (OSError, http.client.HTTPException):
-        return False
-
-
-def create(admin: AdminClient, names: list[str]) -> None:
-    for fut in admin.create_topics([NewTopic(n, num_partitions=3, replication_factor=1) for n in names]).values():
-        fut.result(30)
-
-
 @pytest.fixture
 def prefixes(topic_prefix: str, kafka_bootstrap: str) -> Iterator[tuple[str, str]]:
     """P: the trading flow and the chaotic execution (md topics from ``topic_prefix``); Q: the mirror
     where the reference execution runs."""
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     mirror = f"{topic_prefix.rstrip('.')}r."
     names = [f"{topic_prefix}{t}" for t in (*OUT_TOPICS, CONTROL_TOPIC)]
     names += [f"{mirror}{t}" for t in (*MD_TOPICS, *OUT_TOPICS, CONTROL_TOPIC)]
-    create(admin, names)
-    try:
+    with topics(kafka_bootstrap, names):
         yield topic_prefix, mirror
-    finally:
-        for fut in admin.delete_topics(names).values():
-            fut.result(30)
 
 
 class Feed(threading.Thread):

@@ -28,10 +28,10 @@ import pytest
 from bytewax.testing import run_main
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from flows.control import CONTROL_TOPIC
 from flows.ingest import replay_flow
 from flows.settings import load_settings
 from tests.support.kill_restart import BOT4, OUT_TOPICS, ROOT, env_for, equity_rows, fresh_database, outcome, run_to_end
+from tests.support.topics import flow_topics
 
 SHARED = Path(os.environ.get("BOT4_SHARED_DATA", ROOT.parent / "shared" / "data"))
 #: A month of real Binance BTC/USDT 1m candles (43k bars): long enough to kill the flow mid-way.
@@ -52,23 +52,14 @@ REPLAYED = BARS if KILLS > 1 else min(BARS, 12_000)
 @pytest.fixture
 def replayed(topic_prefix: str, kafka_bootstrap: str, pg_admin_conninfo: str, tmp_path: Path) -> Iterator[str]:
     """The candles on the test's md topics, and the trading flow's output topics created."""
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    names = [f"{topic_prefix}{t}" for t in OUT_TOPICS]
-    new = [NewTopic(n, num_partitions=3, replication_factor=1) for n in names]
-    new.append(NewTopic(f"{topic_prefix}{CONTROL_TOPIC}", num_partitions=1, replication_factor=1))
-    for fut in admin.create_topics(new).values():
-        fut.result(30)
-    settings = load_settings(kafka={"topic_prefix": topic_prefix})
-    source = BTC_1M
-    if REPLAYED < BARS:
-        source = tmp_path / BTC_1M.name
-        source.write_bytes(orjson.dumps(orjson.loads(BTC_1M.read_bytes())[:REPLAYED]))
-    run_main(replay_flow([source], settings=settings))
-    try:
+    with flow_topics(kafka_bootstrap, topic_prefix):
+        settings = load_settings(kafka={"topic_prefix": topic_prefix})
+        source = BTC_1M
+        if REPLAYED < BARS:
+            source = tmp_path / BTC_1M.name
+            source.write_bytes(orjson.dumps(orjson.loads(BTC_1M.read_bytes())[:REPLAYED]))
+        run_main(replay_flow([source], settings=settings))
         yield topic_prefix
-    finally:
-        for fut in admin.delete_topics([*names, f"{topic_prefix}{CONTROL_TOPIC}"]).values():
-            fut.result(30)
 
 
 def run_and_kill(env: dict[str, str], recovery: Path, conninfo: str, after_rows: int) -> float | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,13 +24,14 @@ import psutil
 import psycopg
 import pytest
 from bytewax.testing import run_main
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from flows.control import CONTROL_TOPIC
 from flows.ingest import replay_flow
 from flows.settings import load_settings
 from flows.storage.migrate import migrate
+from tests.support.flow_http import free_port
 from tests.support.kill_restart import BOT4, OUT_TOPICS, ROOT, env_for, run_to_end
+from tests.support.topics import topics
 
 pytestmark = [
     pytest.mark.integration,
@@ -75,12 +75,6 @@ class PrivatePostgres:
         return self.conninfo(name)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
     if os.geteuid() != 0 or shutil.which("runuser") is None or not (PG_BIN / "initdb").exists():
@@ -105,16 +99,10 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 @pytest.fixture
 def replayed(topic_prefix: str, kafka_bootstrap: str) -> Iterator[str]:
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     names = [f"{topic_prefix}{t}" for t in (*OUT_TOPICS, CONTROL_TOPIC)]
-    for fut in admin.create_topics([NewTopic(n, num_partitions=3, replication_factor=1) for n in names]).values():
-        fut.result(30)
-    run_main(replay_flow([BTC_1M], settings=load_settings(kafka={"topic_prefix": topic_prefix})))
-    try:
+    with topics(kafka_bootstrap, names):
+        run_main(replay_flow([BTC_1M], settings=load_settings(kafka={"topic_prefix": topic_prefix})))
         yield topic_prefix
-    finally:
-        for fut in admin.delete_topics(names).values():
-            fut.result(30)
 
 
 def stored(conninfo: str) -> dict[str, object]:

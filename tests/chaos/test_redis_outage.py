@@ -33,6 +33,7 @@ from flows.feature_store import FeastConfig, FeastPushSink, apply, open_store, r
 from flows.replay import read_events
 from flows.settings import load_settings
 from flows.storage.migrate import migrate
+from tests.support.flow_http import free_port
 
 pytestmark = [
     pytest.mark.integration,
@@ -41,12 +42,6 @@ pytestmark = [
 ]
 
 OUTAGE_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PrivateRedis:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import threading
 import time
 import uuid
@@ -41,6 +40,7 @@ from risk.config import RiskLimits
 from risk.engine import RiskEngine
 from risk.market import InstrumentRules, MarketView
 from risk.portfolio import PortfolioView
+from tests.support.flow_http import free_port
 from tests.unit.flows.test_execution_step import build_inputs, capture_events, run
 from tests.unit.flows.test_risk_step import intent
 
@@ -51,12 +51,6 @@ pytestmark = pytest.mark.integration
 TOKEN = "console-test-token-" + "x" * 8
 LIVE_TOPICS = ("fills.v1", "orders.v1", "risk.decisions.v1")
 RULES = InstrumentRules(Decimal("0.01"), Decimal("0.00001"), Decimal("0.00001"), min_notional=Decimal("5"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -13,14 +13,11 @@ decision (the in-process fill rule, so pacing held across processes), and exits 
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -30,17 +27,18 @@ import orjson
 import psycopg
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.clock import from_epoch_us
 from core.events import Candle
 from core.orders import KillSwitch, client_order_id
 from core.wire import encode, topic_for
-from flows.control import CONTROL_TOPIC, publish_command
+from flows.control import publish_command
 from flows.models import decode_signal
 from flows.replay import read_events
 from flows.settings import load_settings
 from flows.storage.migrate import migrate
+from tests.support.flow_http import free_port, ready
+from tests.support.topics import flow_topics
 
 from .conftest import read_topic
 
@@ -49,37 +47,13 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 BTC_1M = ROOT / "data" / "sample" / "binance-1m-2021" / "BTC_USDT-1m.json"
 BARS = 400
-OUT_TOPICS = ("features.v1", "signals.v1", "risk.decisions.v1", "orders.v1", "fills.v1", "orders.shadow.v1")
 TERMINAL = ("filled", "canceled", "rejected", "expired")
 
 
 @pytest.fixture
 def topics(topic_prefix: str, kafka_bootstrap: str) -> Iterator[str]:
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    names = [f"{topic_prefix}{t}" for t in OUT_TOPICS]
-    new = [NewTopic(n, num_partitions=3, replication_factor=1) for n in names]
-    new.append(NewTopic(f"{topic_prefix}{CONTROL_TOPIC}", num_partitions=1, replication_factor=1))
-    for fut in admin.create_topics(new).values():
-        fut.result(30)
-    try:
+    with flow_topics(kafka_bootstrap, topic_prefix):
         yield topic_prefix
-    finally:
-        for fut in admin.delete_topics([*names, f"{topic_prefix}{CONTROL_TOPIC}"]).values():
-            fut.result(30)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
-            return bool(answer.status == 200)
-    except (OSError, http.client.HTTPException):
-        return False
 
 
 def env_for(prefix: str, database: str, data_dir: Path, metrics_port: int) -> dict[str, str]:

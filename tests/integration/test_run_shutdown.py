@@ -14,12 +14,9 @@ run over the same trades, none of them twice.
 
 from __future__ import annotations
 
-import http.client
 import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +25,6 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.events import Side, Trade
 from core.wire import encode
@@ -37,7 +33,9 @@ from flows.settings import load_settings
 from flows.storage.migrate import migrate
 from tests.integration.conftest import read_topic, topic_message_count
 from tests.integration.test_ccxt_venue import Exchange
+from tests.support.flow_http import free_port, scrape
 from tests.support.kill_restart import BOT4, OUT_TOPICS, ROOT, env_for
+from tests.support.topics import topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -45,20 +43,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 STOP_WITHIN_S = 6.0
 #: Seconds of the recording published (the BTCUSDT trades of the 2024-08-08 capture).
 RECORDING_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _metrics(port: int) -> str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            return resp.read().decode()
-    except (OSError, http.client.HTTPException):
-        return ""
 
 
 @pytest.fixture
@@ -71,31 +55,15 @@ def exchange() -> Iterator[Exchange]:
         ex.close()
 
 
-def _create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    partitions = {n: 1 if n.endswith(CONTROL_TOPIC) else 3 for n in names}
-    for fut in admin.create_topics(
-        [NewTopic(n, num_partitions=p, replication_factor=1) for n, p in partitions.items()]
-    ).values():
-        fut.result(30)
-
-
 @pytest.fixture
 def prefixes(topic_prefix: str, kafka_bootstrap: str) -> Iterator[tuple[str, str]]:
     """Two topic sets: the stopped-and-resumed runs' (``topic_prefix``: its md.* and dlq.v1 exist),
     and the uninterrupted reference run's."""
     reference = topic_prefix.rstrip(".") + "r."
-    created = [f"{topic_prefix}{t}" for t in (*OUT_TOPICS, CONTROL_TOPIC)]
-    created += [
-        f"{reference}{t}" for t in (*OUT_TOPICS, CONTROL_TOPIC, "md.trades.v1", "md.book.v1", "md.candles.v1", "dlq.v1")
-    ]
-    _create_topics(kafka_bootstrap, created)
-    try:
+    created = [f"{topic_prefix}{t}" for t in OUT_TOPICS]
+    created += [f"{reference}{t}" for t in (*OUT_TOPICS, "md.trades.v1", "md.book.v1", "md.candles.v1", "dlq.v1")]
+    with topics(kafka_bootstrap, created, single=[f"{topic_prefix}{CONTROL_TOPIC}", f"{reference}{CONTROL_TOPIC}"]):
         yield topic_prefix, reference
-    finally:
-        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-        for fut in admin.delete_topics(created).values():
-            fut.result(30)
 
 
 def _publish(exchange: Exchange, bootstrap: str, topics: list[str]) -> int:
@@ -180,7 +148,7 @@ def _run_and_signal(
         assert proc.poll() is None, err.read_text()[-3000:]
         assert time.monotonic() - started < 60, "no feature vectors within 60 s"
         time.sleep(0.2)
-    assert "bot4_risk_state" in _metrics(port)  # the account is up, its venue connected
+    assert "bot4_risk_state" in (scrape(port) or "")  # the account is up, its venue connected
     code, seconds, text = _stop(proc, signum, err)
     _assert_clean(code, seconds, text, signum)
 
@@ -200,7 +168,7 @@ def test_sigint_stops_testnet_run_within_seconds_with_exit_0_and_the_resumed_run
 
     # Stopped by the signal while it is still reading.
     recovery = tmp_path / "recovery"
-    port = _free_port()
+    port = free_port()
     env = _env(prefix, pg_database, tmp_path / "data", exchange, port)
     _run_and_signal(env, ["--recovery", str(recovery)], signal.SIGINT, kafka_bootstrap, port, tmp_path / "first.err")
     features = f"{prefix}features.v1"
@@ -232,6 +200,6 @@ def test_sigterm_stops_testnet_run_within_seconds_with_exit_0(
     prefix, _ = prefixes
     migrate(load_settings(postgres={"dbname": pg_database}).postgres.conninfo())
     _publish(exchange, kafka_bootstrap, [f"{prefix}md.trades.v1"])
-    port = _free_port()
+    port = free_port()
     env = _env(prefix, pg_database, tmp_path / "data", exchange, port)
     _run_and_signal(env, [], signal.SIGTERM, kafka_bootstrap, port, tmp_path / "run.err")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -27,7 +26,6 @@ import orjson
 import psycopg
 import pytest
 from bytewax.testing import run_main
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from flows.control import CONTROL_TOPIC
 from flows.demo import TRADING_FILES
@@ -36,6 +34,8 @@ from flows.settings import load_settings
 from flows.storage.migrate import migrate
 from flows.trading_run import trading_flow
 from tests.integration.conftest import read_topic
+from tests.support.flow_http import free_ports
+from tests.support.topics import OUT_TOPICS, topics
 
 pytestmark = [
     pytest.mark.integration,
@@ -46,7 +46,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 MD_TOPICS = ("md.trades.v1", "md.book.v1", "md.candles.v1", "dlq.v1")
-OUT_TOPICS = ("features.v1", "signals.v1", "risk.decisions.v1", "orders.v1", "fills.v1", "orders.shadow.v1")
 BARS = 1440  # a day per instrument
 TRADING_ENV = {
     "BOT4_MODE": "paper",
@@ -58,61 +57,49 @@ TRADING_ENV = {
 }
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @pytest.fixture(scope="module")
 def runs(kafka_bootstrap: str, pg_admin_conninfo: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     """Both runs once for the module: the reference on one worker and the scaled on two processes,
     each under its own topic prefix (every topic in 3 partitions) and its own database."""
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     one, two = (f"s{uuid.uuid4().hex[:8]}.", f"s{uuid.uuid4().hex[:8]}.")
     names = [f"{p}{t}" for p in (one, two) for t in (*MD_TOPICS, *OUT_TOPICS)]
-    new = [NewTopic(n, num_partitions=3, replication_factor=1) for n in names]
-    new += [NewTopic(f"{p}{CONTROL_TOPIC}", num_partitions=1, replication_factor=1) for p in (one, two)]
-    for fut in admin.create_topics(new).values():
-        fut.result(30)
-    with psycopg.connect(pg_admin_conninfo, autocommit=True) as conn:
-        for p in (one, two):
-            conn.execute(f"CREATE DATABASE {_db(p)}")
-    try:
-        for p in (one, two):
-            migrate(load_settings(postgres={"dbname": _db(p)}).postgres.conninfo())
-        files = []
-        for path in TRADING_FILES:
-            files.append(tmp_path_factory.mktemp("candles") / path.name)
-            files[-1].write_text(json.dumps(json.loads(path.read_text())[:BARS]))
-
-        # One worker, in this process.
-        run_main(replay_flow(files, settings=load_settings(kafka={"topic_prefix": one})))
-        settings = load_settings(
-            mode="paper",
-            metrics_port=0,
-            kafka={"topic_prefix": one},
-            postgres={"dbname": _db(one)},
-            trading={"symbols": ["BTC/USDT", "ETH/USDT"], "bars_from": "candles", "timeframe": "1m", "batch_size": 100},
-        )
-        run_main(trading_flow(settings, tail=False))
-
-        # Two processes joined over loopback.
-        env = {**os.environ, **TRADING_ENV, "BOT4_KAFKA__TOPIC_PREFIX": two, "BOT4_POSTGRES__DBNAME": _db(two)}
-        run_two_processes(f"flows.ingest:replay_flow({[str(f) for f in files]!r})", env)
-        run_two_processes("flows.trading_run:trading_flow(tail=False)", env)
-        yield Runs(kafka_bootstrap, one, two)
-    finally:
+    with topics(kafka_bootstrap, names, single=[f"{p}{CONTROL_TOPIC}" for p in (one, two)]):
         with psycopg.connect(pg_admin_conninfo, autocommit=True) as conn:
             for p in (one, two):
-                conn.execute(f"DROP DATABASE IF EXISTS {_db(p)} WITH (FORCE)")
-        for fut in admin.delete_topics([*names, *(f"{p}{CONTROL_TOPIC}" for p in (one, two))]).values():
-            fut.result(30)
+                conn.execute(f"CREATE DATABASE {_db(p)}")
+        try:
+            for p in (one, two):
+                migrate(load_settings(postgres={"dbname": _db(p)}).postgres.conninfo())
+            files = []
+            for path in TRADING_FILES:
+                files.append(tmp_path_factory.mktemp("candles") / path.name)
+                files[-1].write_text(json.dumps(json.loads(path.read_text())[:BARS]))
+
+            # One worker, in this process.
+            run_main(replay_flow(files, settings=load_settings(kafka={"topic_prefix": one})))
+            settings = load_settings(
+                mode="paper",
+                metrics_port=0,
+                kafka={"topic_prefix": one},
+                postgres={"dbname": _db(one)},
+                trading={
+                    "symbols": ["BTC/USDT", "ETH/USDT"],
+                    "bars_from": "candles",
+                    "timeframe": "1m",
+                    "batch_size": 100,
+                },
+            )
+            run_main(trading_flow(settings, tail=False))
+
+            # Two processes joined over loopback.
+            env = {**os.environ, **TRADING_ENV, "BOT4_KAFKA__TOPIC_PREFIX": two, "BOT4_POSTGRES__DBNAME": _db(two)}
+            run_two_processes(f"flows.ingest:replay_flow({[str(f) for f in files]!r})", env)
+            run_two_processes("flows.trading_run:trading_flow(tail=False)", env)
+            yield Runs(kafka_bootstrap, one, two)
+        finally:
+            with psycopg.connect(pg_admin_conninfo, autocommit=True) as conn:
+                for p in (one, two):
+                    conn.execute(f"DROP DATABASE IF EXISTS {_db(p)} WITH (FORCE)")
 
 
 @dataclass(frozen=True)
@@ -128,7 +115,7 @@ def _db(prefix: str) -> str:
 
 def run_two_processes(flow: str, env: dict[str, str], timeout: float = 180) -> None:
     """``python -m bytewax.run FLOW`` as processes 0 and 1 of one cluster on loopback, to the end."""
-    addresses = ";".join(f"127.0.0.1:{port}" for port in _free_ports(2))
+    addresses = ";".join(f"127.0.0.1:{port}" for port in free_ports(2))
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "bytewax.run", flow, "-i", str(i), "-a", addresses],

@@ -14,21 +14,17 @@ file written, every record of every topic, every stored row.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -38,12 +34,13 @@ from flows.ingest import replay_flow
 from flows.settings import load_settings
 from flows.storage.migrate import migrate
 from tests.integration.conftest import read_topic
+from tests.support.flow_http import free_port, scrape
+from tests.support.topics import OUT_TOPICS, flow_topics
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT4 = [sys.executable, "-m", "flows.cli"]
-OUT_TOPICS = ("features.v1", "signals.v1", "risk.decisions.v1", "orders.v1", "fills.v1", "orders.shadow.v1")
 REPLAY_BARS = 1200
 #: Dummy values shaped like the real thing (a Binance key is 64 alphanumerics).
 SECRETS = {
@@ -54,21 +51,14 @@ SECRETS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def env(topic_prefix: str, pg_database: str, kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     """The operator's environment: keys set, the secret from a file, the test's topics and database."""
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    names = [f"{topic_prefix}{t}" for t in OUT_TOPICS]
-    new = [NewTopic(n, num_partitions=3, replication_factor=1) for n in names]
-    new.append(NewTopic(f"{topic_prefix}{CONTROL_TOPIC}", num_partitions=1, replication_factor=1))
-    for fut in admin.create_topics(new).values():
-        fut.result(30)
+    with flow_topics(kafka_bootstrap, topic_prefix):
+        yield _operator_env(topic_prefix, pg_database, tmp_path)
+
+
+def _operator_env(topic_prefix: str, pg_database: str, tmp_path: Path) -> dict[str, str]:
     config = tmp_path / "bot4.toml"
     config.write_text(f'[exchange]\napi_secret = "{SECRETS["api_secret"]}"\n')
     config.chmod(0o600)
@@ -92,11 +82,7 @@ def env(topic_prefix: str, pg_database: str, kafka_bootstrap: str, tmp_path: Pat
             "BOT4_TRADING__BATCH_SIZE": "200",
         }
     )
-    try:
-        yield values
-    finally:
-        for fut in admin.delete_topics([*names, f"{topic_prefix}{CONTROL_TOPIC}"]).values():
-            fut.result(30)
+    return values
 
 
 def _bot4(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -107,7 +93,7 @@ def _bot4(args: list[str], env: dict[str, str], timeout: float = 120) -> subproc
 
 def _paper_run_scraping_metrics(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """``bot4 run --drain`` to the end of the topics; its /metrics read every 0.2 s meanwhile."""
-    port = _free_port()
+    port = free_port()
     run_env = {**env, "BOT4_METRICS_PORT": str(port)}
     proc = subprocess.Popen(
         [*BOT4, "run", "--drain"], env=run_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -115,11 +101,9 @@ def _paper_run_scraping_metrics(env: dict[str, str]) -> tuple[subprocess.Complet
     scrapes: list[str] = []
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-                scrapes.append(resp.read().decode())
-        except (OSError, http.client.HTTPException):
-            pass  # not serving yet, or already gone (a scrape cut short by the exit)
+        text = scrape(port)
+        if text is not None:  # None: not serving yet, or already gone (a scrape cut short by the exit)
+            scrapes.append(text)
         time.sleep(0.2)
     try:
         out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))

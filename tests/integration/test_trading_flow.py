@@ -18,11 +18,10 @@ import orjson
 import psycopg
 import pytest
 from bytewax.testing import run_main
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.orders import KillSwitch
 from flows.backtest import BacktestConfig, run_backtest
-from flows.control import CONTROL_TOPIC, publish_command
+from flows.control import publish_command
 from flows.feature_store import FeastConfig, apply, open_store, read_online
 from flows.features import decode_feature_vector
 from flows.ingest import replay_flow
@@ -32,6 +31,7 @@ from flows.replay.source import ReplayFile
 from flows.settings import load_settings
 from flows.storage.migrate import migrate
 from flows.trading_run import trading_flow
+from tests.support.topics import flow_topics
 
 from .conftest import read_topic
 
@@ -39,22 +39,12 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC_1M = ROOT / "data" / "sample" / "binance-1m-2021" / "BTC_USDT-1m.json"
-OUT_TOPICS = ("features.v1", "signals.v1", "risk.decisions.v1", "orders.v1", "fills.v1", "orders.shadow.v1")
 
 
 @pytest.fixture
 def trading_topics(topic_prefix: str, kafka_bootstrap: str) -> Iterator[str]:
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    names = [f"{topic_prefix}{t}" for t in OUT_TOPICS]
-    new = [NewTopic(n, num_partitions=3, replication_factor=1) for n in names]
-    new.append(NewTopic(f"{topic_prefix}{CONTROL_TOPIC}", num_partitions=1, replication_factor=1))
-    for fut in admin.create_topics(new).values():
-        fut.result(30)
-    try:
+    with flow_topics(kafka_bootstrap, topic_prefix):
         yield topic_prefix
-    finally:
-        for fut in admin.delete_topics([*names, f"{topic_prefix}{CONTROL_TOPIC}"]).values():
-            fut.result(30)
 
 
 def settings_for(prefix: str, database: str, data_dir: Path, **trading: object):

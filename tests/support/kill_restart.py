@@ -2,15 +2,13 @@
 tests/chaos/test_kill_execution.py) and the restart benchmark (benchmarks/bench_restart.py): the
 trading flow's environment, a fresh migrated database, progress as stored equity rows, a run to the
 end, and what a run produced; for the execution flow as its own process, its environment, its
-start, its metrics, and what it produced."""
+start, and what it produced (its metrics: tests/support/flow_http.py)."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -18,17 +16,16 @@ from typing import Any
 
 import orjson
 import psycopg
-from prometheus_client.parser import text_string_to_metric_families
 
 from core.fills import fill_from_record
 from execution.portfolio import Portfolio
 from flows.settings import load_settings
 from flows.storage.migrate import migrate
 from tests.integration.conftest import read_topic
+from tests.support.topics import OUT_TOPICS  # noqa: F401  # re-exported: the chaos tests and bench_restart read it here
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT4 = [sys.executable, "-m", "flows.cli"]
-OUT_TOPICS = ("features.v1", "signals.v1", "risk.decisions.v1", "orders.v1", "fills.v1", "orders.shadow.v1")
 
 
 def env_for(prefix: str, database: str, data_dir: Path) -> dict[str, str]:
@@ -124,21 +121,6 @@ def spawn(command: str, env: dict[str, str], recovery: Path) -> subprocess.Popen
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def metric(port: int, name: str, **labels: str) -> float | None:
-    """The value of one series on a flow's ``/metrics`` (None while it does not answer or has no such
-    series yet)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
-            text = answer.read().decode()
-    except (OSError, http.client.HTTPException):
-        return None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
 
 
 def stored_count(conninfo: str, table: str) -> int:

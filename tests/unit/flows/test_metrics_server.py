@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.error
 import urllib.request
 
 import orjson
 
 from flows import metrics
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.flow_http import free_port
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
