@@ -155,6 +155,7 @@ class Mirror(threading.Thread):
         self.copied = 0
         self.approved: set[str] = set()
         self.cancel_alls = 0
+        self.cancel_records: list[dict[str, object]] = []
         self.progress_us = 0
         self.error: BaseException | None = None
         self._halt = threading.Event()
@@ -178,6 +179,7 @@ class Mirror(threading.Thread):
                         self.progress_us = max(self.progress_us, int(record["ts"]))
                     elif kind == "cancel_all":
                         self.cancel_alls += 1
+                        self.cancel_records.append(record)
                     else:
                         self.approved.add(record["client_order_id"])
                 if messages:
@@ -352,6 +354,7 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
                     "held_events": metric(port, "bot4_execution_held_events", account="paper"),
                     "blocked": metric(port, "bot4_execution_blocked_instructions", account="paper"),
                 }
+            detail["cancel_alls"] = mirror.cancel_records
             raise AssertionError(f"{exc}: {detail}") from None
         feed.release()
         last_end = candles[-1].ts_event + timedelta(minutes=1)
