@@ -338,7 +338,7 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
         try:
             wait_for(lambda: all_terminal(ref_conninfo) and all_terminal(chaos_conninfo), 180, "every order to end")
         except AssertionError as exc:
-            detail = {}
+            detail: dict[str, object] = {}
             for name, conninfo, port in (
                 ("reference", ref_conninfo, ports["reference"]),
                 ("chaotic", chaos_conninfo, restarts[-1].port),
