@@ -260,12 +260,13 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
             time.sleep(0.05)
 
     def idle(seconds: float) -> None:
-        """Wait until neither execution process has taken an input for ``seconds``."""
+        """Wait until neither execution process has taken an input for ``seconds``, judged on
+        answered scrapes only: a process too busy to answer its /metrics is not idle."""
         ends = {"reference": ports["reference"], "chaotic": restarts[-1].port}
         seen = {name: executed_inputs(port) for name, port in ends.items()}
-        quiet_since = time.monotonic()
+        quiet_since = confirmed = time.monotonic()
         deadline = quiet_since + 180
-        while time.monotonic() - quiet_since < seconds:
+        while None in seen.values() or confirmed - quiet_since < seconds:
             watch()
             if time.monotonic() >= deadline:
                 state = {
@@ -278,10 +279,12 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
                 }
                 raise AssertionError(f"the execution processes never went idle: {state}")
             time.sleep(0.2)
-            # A scrape that got no answer (a busy process) is no reading, not a change.
             now = {name: executed_inputs(port) for name, port in ends.items()}
-            if None not in now.values() and now != seen:
-                seen, quiet_since = now, time.monotonic()
+            if None in now.values():
+                continue  # no answer: neither a change nor a quiet reading
+            confirmed = time.monotonic()
+            if now != seen:
+                seen, quiet_since = now, confirmed
 
     try:
         trading_env = execution_env(prefix, chaos_db, tmp_path / "trading", ports["trading"])
