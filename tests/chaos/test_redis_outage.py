@@ -98,7 +98,14 @@ def test_redis_stopped_mid_run_the_push_waits_and_the_online_store_ends_with_the
     want = vectors()
     assert len(want) > 10_000
 
+    pushing = threading.Event()
+    batches = 0
+
     def slow(batch: list[FeatureVector]) -> list[FeatureVector]:
+        nonlocal batches
+        batches += 1
+        if batches == 40:  # the sink has been pushing for a while: the outage lands mid-push
+            pushing.set()
         time.sleep(0.05)  # stretch the run over the outage: about 25 s in all
         return batch
 
@@ -107,7 +114,10 @@ def test_redis_stopped_mid_run_the_push_waits_and_the_online_store_ends_with_the
     op.output("feast", stream, FeastPushSink(feast, settings))
 
     def outage() -> None:
-        time.sleep(3)
+        # Counted from the pushes, not from the start: opening the Feast store (imports, the
+        # registry from PostgreSQL) took longer than the whole outage once under load, and the
+        # outage was over before the first push.
+        assert pushing.wait(120), "the flow never got going"
         private_redis.stop()
         time.sleep(OUTAGE_S)
         private_redis.start()
