@@ -39,6 +39,7 @@ paper venue only.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,9 +51,9 @@ import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
-from core.clock import from_epoch_us, to_epoch_us
+from core.clock import Clock, from_epoch_us, to_epoch_us
 from core.errors import WireFormatError
 from core.events import BookDelta, BookSnapshot, Candle, Quote, Trade
 from core.fills import Fill, OrderEvent, fill_record, order_event_record
@@ -69,6 +70,8 @@ from flows.risk_step import ORDERS_TOPIC, PortfolioUpdate
 from flows.snapshots import frozen
 from risk.decisions import approved_order_from_record
 
+log = logging.getLogger(__name__)
+
 FILLS_TOPIC = "fills.v1"
 STAGE = "execution"
 
@@ -82,6 +85,14 @@ BLOCKED = Gauge(
     "orders.v1 records held behind a cancel-all that waits for market data up to its read_to",
     ["account"],
 )
+CANCEL_WAITS_EXPIRED = Counter(
+    "bot4_execution_cancel_waits_expired_total",
+    "Cancel-alls executed without all the market data of their read_to, after waiting the longest allowed",
+    ["account"],
+)
+#: The longest (wall time) a cancel-all waits for the market data it names before it cancels anyway:
+#: a kill switch must act even when this process's market data stops coming.
+CANCEL_WAIT = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +206,8 @@ class _Pacing:
     #: A cancel-all waiting for market data up to its ``read_to``, and every instruction and
     #: progress that came after it, in order.
     blocked: deque[Instruction | ExecutionProgress] = field(default_factory=deque)
+    #: Since when (wall time) the cancel-all at the head of ``blocked`` has waited.
+    blocked_since: datetime | None = None
     #: The newest cancel-alls executed (time, reason, keep_reduce_only): a restarted trading flow
     #: publishes again what it had published after its snapshot, and a cancel-all executed twice
     #: would cancel the orders placed between the two.
@@ -217,6 +230,7 @@ class _Pacing:
         state.setdefault("read", {})
         state.setdefault("applied", {})
         state.setdefault("blocked", deque())
+        state.setdefault("blocked_since", None)
         state.setdefault("canceled", deque(maxlen=CANCELS_KEPT))
         self.__dict__.update(state)
 
@@ -233,11 +247,21 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
     """One account's order manager on its paper venue; see the module docstring for ``paced``."""
 
     def __init__(
-        self, accounts: Mapping[str, PaperAccount], resume: ExecutionState | None, *, paced: bool = False
+        self,
+        accounts: Mapping[str, PaperAccount],
+        resume: ExecutionState | None,
+        *,
+        paced: bool = False,
+        wall: Clock | None = None,
+        cancel_wait: timedelta = CANCEL_WAIT,
     ) -> None:
+        """``wall`` (paced only): the wall clock that bounds a cancel-all's wait for its market data
+        to ``cancel_wait``; without it a cancel-all waits for as long as it takes (replays, tests)."""
         self._accounts = accounts
         self._state = resume
         self._paced = paced
+        self._wall = wall
+        self._cancel_wait = cancel_wait
 
     def _state_for(self, account: str) -> ExecutionState:
         if self._state is None:
@@ -324,12 +348,54 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
                 pacing.newest[key] = as_of
             pacing.read[key] = next_position(pacing.read.get(key), as_of)
             self._advance(state, key, out)
+        self._release_blocked(state, out)
+
+    def _release_blocked(self, state: ExecutionState, out: list[ExecOutput]) -> None:
+        """Go on with what waits behind a cancel-all once it has its market data, or once it has
+        waited ``cancel_wait`` on the wall clock (counted and logged: it cancels with what is here)."""
+        pacing = state.pacing
         while pacing.blocked:
             head = pacing.blocked[0]
             if isinstance(head, PacedCancelAll) and not pacing.has_read(head.read_to):
-                return
+                if self._wall is None:
+                    return
+                now = self._wall.now()
+                if pacing.blocked_since is None:
+                    pacing.blocked_since = now
+                if now - pacing.blocked_since < self._cancel_wait:
+                    return
+                account = state.manager.portfolio.account
+                CANCEL_WAITS_EXPIRED.labels(account).inc()
+                log.warning(
+                    "account %s: cancel-all %r waited %s for market data up to %s and has read %s; canceling now",
+                    account,
+                    head.command.reason,
+                    now - pacing.blocked_since,
+                    dict(head.read_to),
+                    dict(pacing.read),
+                )
+            pacing.blocked_since = None
             pacing.blocked.popleft()
             self._instruction(state, head, out)
+
+    def notify_at(self) -> datetime | None:
+        """When a cancel-all waiting for its market data stops waiting (paced, with a wall clock)."""
+        state = self._state
+        if state is None or self._wall is None or state.pacing.blocked_since is None:
+            return None
+        return state.pacing.blocked_since + self._cancel_wait
+
+    def on_notify(self) -> tuple[list[ExecOutput], bool]:
+        out: list[ExecOutput] = []
+        state = self._state
+        if state is not None:
+            self._release_blocked(state, out)
+            records = state.manager.drain()
+            out.extend(records)
+            if records:
+                out.append(PortfolioUpdate(state.manager.view()))
+            BLOCKED.labels(state.manager.portfolio.account).set(len(state.pacing.blocked))
+        return out, StatefulBatchLogic.RETAIN
 
     def _instruction(self, state: ExecutionState, item: Instruction | ExecutionProgress, out: list[ExecOutput]) -> None:
         pacing = state.pacing
@@ -445,7 +511,12 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
 
 
 def paper_execution(
-    step_id: str, inputs: Stream[ExecInput], accounts: Sequence[PaperAccount], *, paced: bool = False
+    step_id: str,
+    inputs: Stream[ExecInput],
+    accounts: Sequence[PaperAccount],
+    *,
+    paced: bool = False,
+    wall: Clock | None = None,
 ) -> Stream[ExecOutput]:
     """Route inputs to their accounts and execute them on paper; see the module docstring."""
     by_name = {a.account: a for a in accounts}
@@ -453,7 +524,9 @@ def paper_execution(
     keyed = op.flat_map_batch(
         f"{step_id}_route", inputs, lambda batch: [kv for item in batch for kv in route_execution(item, names)]
     )
-    executed = op.stateful_batch(f"{step_id}_paper", keyed, lambda resume: PaperExecution(by_name, resume, paced=paced))
+    executed = op.stateful_batch(
+        f"{step_id}_paper", keyed, lambda resume: PaperExecution(by_name, resume, paced=paced, wall=wall)
+    )
     return op.flat_map_batch(f"{step_id}_unkey", executed, lambda batch: [v for _, v in batch])
 
 

@@ -124,7 +124,7 @@ def execution_flow(
     )
     bad_orders = op.flat_map_batch("bad_orders", instructions, lambda b: [i for i in b if isinstance(i, DeadLetter)])
     good_orders: Stream[Any] = op.filter("good_orders", instructions, lambda i: not isinstance(i, DeadLetter))
-    executed = paper_execution("exec", op.merge("exec_in", good_orders, events), [account], paced=True)
+    executed = paper_execution("exec", op.merge("exec_in", good_orders, events), [account], paced=True, wall=clock)
     records: Stream[Any] = op.filter("records", executed, lambda r: isinstance(r, OrderPlaced | OrderEvent | Fill))
     dlq_topic = kafka.topic("dlq.v1")
     messages = op.merge(

@@ -372,6 +372,9 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
             60,
             "the mirror to copy every orders.v1 record",
         )
+        # No cancel-all gave up waiting for its market data (both processes read all of it).
+        for port in (ports["reference"], restarts[-1].port):
+            assert not metric(port, "bot4_execution_cancel_waits_expired_total", account="paper")
         mirror.stop()
         for proc in procs.values():
             proc.kill()

@@ -312,3 +312,38 @@ def test_a_cancel_all_published_again_by_a_restarted_trading_flow_is_not_execute
     assert again == once
     events = [(r.client_order_id, r.kind.value) for r in once if isinstance(r, OrderEvent)]
     assert ("b4-pace-early", "cancel") in events and ("b4-pace-late", "cancel") not in events
+
+
+def test_a_cancel_all_whose_market_data_never_comes_cancels_after_the_longest_wait_and_says_so(capture, caplog):
+    # A kill switch must act even when this process's market data stops: the cancel-all waits for
+    # the market it names at most cancel_wait on the wall clock, then cancels with what is here.
+    from core.clock import ManualClock
+    from flows.execution import PaperExecution
+
+    snap = next(i for i, e in enumerate(capture) if type(e).__name__ == "BookSnapshot")
+    at = decision_point(capture, snap + 200)
+    price = capture[at - 1].price
+    order = limit_buy(
+        "b4-pace-stuck", capture[at - 1].ts_event, price, (price * Decimal("0.99")).quantize(Decimal("0.01"))
+    )
+    command = CancelAllOrders("main", "kill switch", capture[at + 500].ts_event, keep_reduce_only=False)
+    cancel = PacedCancelAll(command, read_to(capture[: at + 501]))
+    wall = ManualClock(capture[0].ts_recv)
+    step = PaperExecution({"main": ACCOUNT}, None, paced=True, wall=wall, cancel_wait=timedelta(seconds=30))
+    before, _ = step.on_batch([("main", e) for e in capture[:at]] + [("main", order), ("main", cancel)])
+    assert not [r for r in before if isinstance(r, OrderEvent) and r.kind.value == "cancel"]
+    assert step.state is not None and len(step.state.pacing.blocked) == 1
+    assert step.notify_at() == wall.now() + timedelta(seconds=30)
+    wall.advance(timedelta(seconds=29))
+    assert not [r for r in step.on_notify()[0] if isinstance(r, OrderEvent)]  # still waiting
+    wall.advance(timedelta(seconds=1))
+    with caplog.at_level("WARNING", logger="flows.execution"):
+        after, _ = step.on_notify()
+    kinds = [(r.client_order_id, r.kind.value) for r in after if isinstance(r, OrderEvent)]
+    assert ("b4-pace-stuck", "cancel") in kinds
+    assert not step.state.pacing.blocked and step.notify_at() is None
+    assert any("waited" in r.getMessage() and "kill switch" in r.getMessage() for r in caplog.records)
+    # Without a wall clock (replays, tests) it waits for as long as it takes.
+    patient = PaperExecution({"main": ACCOUNT}, None, paced=True)
+    patient.on_batch([("main", e) for e in capture[:at]] + [("main", order), ("main", cancel)])
+    assert patient.notify_at() is None and patient.state is not None and patient.state.pacing.blocked
