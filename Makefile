@@ -32,11 +32,12 @@ demo: install
 	$(BIN)/bot4 demo
 
 ## make test: lint, type checks, architecture contracts, no-fakes gate, then every test against
-## the real Kafka, PostgreSQL and Redis that this target starts and stops.
+## the real Kafka, PostgreSQL and Redis that this target starts and stops (infra/test.sh: the unit
+## and the service tests as two pytest processes side by side, coverage over both).
 test: install lint
 	@set -e; bash infra/services.sh tools; bash infra/services.sh up; \
 	trap 'bash infra/services.sh down' EXIT; \
-	$(BIN)/pytest -p no:cacheprovider --cov --cov-report=term --durations=25 $(PYTEST_ARGS)
+	bash infra/test.sh $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

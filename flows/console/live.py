@@ -230,10 +230,17 @@ class LiveFeed:
             if meta is None or meta.error is not None or not meta.partitions:
                 continue
             # Start at the partition's current end, resolved now: a record produced after this look-up
-            # is delivered, whatever the timing of the first fetch.
-            for p in sorted(meta.partitions):
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
-                added.append(TopicPartition(topic, p, high if high >= 0 else OFFSET_END))
+            # is delivered, whatever the timing of the first fetch. A partition whose leader is still
+            # being elected (a topic just created) does not answer: the topic waits for the next look-up.
+            try:
+                ends = [
+                    (p, consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1])
+                    for p in sorted(meta.partitions)
+                ]
+            except KafkaException as exc:
+                log.warning("live feed: cannot read the end offsets of %s yet: %s", topic, exc)
+                continue
+            added += [TopicPartition(topic, p, high if high >= 0 else OFFSET_END) for p, high in ends]
             self.assigned.add(topic)
         if added:
             consumer.incremental_assign(added)

@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from flows.settings import Bot4Settings, load_settings
+from tests.support.topics import watermarks
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC_CAPTURE = ROOT / "data" / "sample" / "binance-spot-ws" / "btcusdt_20240808.gz"
@@ -40,14 +41,11 @@ def scalar(settings: Bot4Settings, sql: str) -> Any:
 
 
 def _watermarks(consumer: Consumer, topic: str) -> list[tuple[int, int, int]]:
+    """(partition, low, high) of each partition; a partition still electing its leader is asked again."""
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]
     if metadata.error is not None:
         raise AssertionError(f"topic {topic}: {metadata.error}")
-    marks = []
-    for partition in sorted(metadata.partitions):
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        marks.append((partition, low, high))
-    return marks
+    return [(p, *watermarks(consumer, TopicPartition(topic, p))) for p in sorted(metadata.partitions)]
 
 
 def _consumer(bootstrap: str) -> Consumer:

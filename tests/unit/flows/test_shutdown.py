@@ -28,20 +28,34 @@ PARTS = ("a", "b")
 
 
 class _Counting(StatefulSourcePartition[tuple[str, int], int]):
-    """Hands over (part, 1), (part, 2), ...; sends SIGINT to the process after ``signal_after``."""
+    """Hands over (part, 1), (part, 2), ...; the signalling partition sends SIGINT to the process
+    once it has handed over ``signal_after`` and every partition of the run has handed over one
+    (with several workers the other partition's worker may start late; a stop before its first item
+    would leave nothing of it to compare)."""
 
     def __init__(
-        self, part: str, resume: int | None, signal_after: int | None, again: signal.Signals | None = None
+        self,
+        part: str,
+        resume: int | None,
+        signal_after: int | None,
+        started: dict[str, threading.Event],
+        again: signal.Signals | None = None,
     ) -> None:
         self._part, self._n = part, resume or 0
-        self._signal_after, self._again = signal_after, again
+        self._signal_after, self._again, self._started = signal_after, again, started
         self._stop = EpochStop()
 
     def next_batch(self) -> list[tuple[str, int]]:
         if self._stop.pending():
             return []
         self._n += 1
-        if self._n == self._signal_after:
+        self._started[self._part].set()
+        if (
+            self._signal_after is not None
+            and self._n >= self._signal_after
+            and all(e.is_set() for e in self._started.values())
+        ):
+            self._signal_after = None
             signal.raise_signal(signal.SIGINT)  # as the operator's Ctrl-C, in the middle of a batch
             if self._again is not None:
                 signal.raise_signal(self._again)
@@ -55,14 +69,15 @@ class _Counting(StatefulSourcePartition[tuple[str, int], int]):
 class _Source(FixedPartitionedSource[tuple[str, int], int]):
     def __init__(self, signal_after: int | None, again: signal.Signals | None = None) -> None:
         self._signal_after, self._again = signal_after, again
+        self._started = {p: threading.Event() for p in PARTS}
 
     def list_parts(self) -> list[str]:
         return list(PARTS)
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _Counting:
         if for_part == "a":
-            return _Counting(for_part, resume_state, self._signal_after, self._again)
-        return _Counting(for_part, resume_state, None)
+            return _Counting(for_part, resume_state, self._signal_after, self._started, self._again)
+        return _Counting(for_part, resume_state, None, self._started)
 
 
 class _Collect(StatelessSinkPartition[tuple[str, int]]):
@@ -88,6 +103,7 @@ def _run(recovery: Path, workers: int, signal_after: int | None) -> tuple[list[t
     sink = _Sink()
     op.output("out", op.input("in", flow, _Source(signal_after)), sink)
     closed: list[bool] = []
+    before = signal.getsignal(signal.SIGINT)  # Python's own, or SIG_IGN in a shell's background job
     with graceful_stop(workers=workers) as stop:
         close_at_stop(lambda: closed.append(True))
         try:
@@ -101,7 +117,7 @@ def _run(recovery: Path, workers: int, signal_after: int | None) -> tuple[list[t
             assert stop.outcome is StopOutcome.GRACEFUL  # several workers: Bytewax's interrupt ends it
     assert closed == [True]
     assert stop.exit_code == 0
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are back
+    assert signal.getsignal(signal.SIGINT) is before  # the handlers are back
     assert not stop_requested()  # and the stop is forgotten: a later flow of the process runs normally
     return sink.items, stop.outcome
 
