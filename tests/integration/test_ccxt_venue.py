@@ -18,6 +18,7 @@ import asyncio
 import pickle
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -103,13 +104,22 @@ class Exchange:
         return sum(1 for r in requests if r.method == "GET" and r.query.get("origClientOrderId") == cid)
 
 
-@pytest.fixture
-def exchange() -> Iterator[Exchange]:
+@contextmanager
+def running_exchange(usdt: str | None = None) -> Iterator[Exchange]:
+    """The local Binance for one test, its account funded with ``usdt`` when given; closed after."""
     ex = Exchange()
     try:
+        if usdt is not None:
+            ex.do(lambda: ex.server.account.fund("USDT", usdt))  # type: ignore[union-attr]
         yield ex
     finally:
         ex.close()
+
+
+@pytest.fixture
+def exchange() -> Iterator[Exchange]:
+    with running_exchange() as ex:
+        yield ex
 
 
 def make_venue(

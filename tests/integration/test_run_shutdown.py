@@ -32,7 +32,7 @@ from flows.control import CONTROL_TOPIC
 from flows.settings import load_settings
 from flows.storage.migrate import migrate
 from tests.integration.conftest import read_topic, topic_message_count
-from tests.integration.test_ccxt_venue import Exchange
+from tests.integration.test_ccxt_venue import Exchange, running_exchange
 from tests.support.flow_http import free_port, scrape
 from tests.support.kill_restart import BOT4, OUT_TOPICS, ROOT, env_for
 from tests.support.topics import topics
@@ -47,12 +47,8 @@ RECORDING_S = 30.0
 
 @pytest.fixture
 def exchange() -> Iterator[Exchange]:
-    ex = Exchange()
-    ex.do(lambda: ex.server.account.fund("USDT", "10000"))  # type: ignore[union-attr]
-    try:
+    with running_exchange(usdt="10000") as ex:
         yield ex
-    finally:
-        ex.close()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from execution.portfolio import Portfolio
 from risk.breakers import BreakerStatus, RiskEvent, RiskStateMachine
 from risk.config import BreakerLimits
 from risk.venue_calls import CallResult, VenueCall
-from tests.integration.test_ccxt_venue import CLOCK, Exchange, approved, make_venue
+from tests.integration.test_ccxt_venue import CLOCK, Exchange, approved, make_venue, running_exchange
 
 ACTIVE, REDUCING, HALTED = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
 T0 = parse_utc("2026-01-01T00:00:00Z")
@@ -34,12 +34,8 @@ ORDER_PATH = "/api/v3/order"
 
 @pytest.fixture
 def exchange() -> Iterator[Exchange]:
-    ex = Exchange()
-    ex.do(lambda: ex.server.account.fund("USDT", "1000000"))  # type: ignore[union-attr]
-    try:
+    with running_exchange(usdt="1000000") as ex:
         yield ex
-    finally:
-        ex.close()
 
 
 def machine(**limits: object) -> tuple[RiskStateMachine, ManualClock]:
