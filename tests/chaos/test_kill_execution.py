@@ -45,6 +45,7 @@ import signal
 import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -264,8 +265,10 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
         answered scrapes only: a process too busy to answer its /metrics is not idle."""
         ends = {"reference": ports["reference"], "chaotic": restarts[-1].port}
         seen = {name: executed_inputs(port) for name, port in ends.items()}
-        quiet_since = confirmed = time.monotonic()
+        quiet_since = confirmed = start = time.monotonic()
         deadline = quiet_since + 180
+        unanswered = {name: 0 for name in ends}
+        changes: deque[tuple[float, dict[str, float | None]]] = deque(maxlen=8)
         while None in seen.values() or confirmed - quiet_since < seconds:
             watch()
             if time.monotonic() >= deadline:
@@ -274,17 +277,22 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
                         "inputs": executed_inputs(port),
                         "held_events": metric(port, "bot4_execution_held_events", account="paper"),
                         "blocked": metric(port, "bot4_execution_blocked_instructions", account="paper"),
+                        "unanswered_scrapes": unanswered[name],
                     }
                     for name, port in ends.items()
                 }
-                raise AssertionError(f"the execution processes never went idle: {state}")
+                trail = [(round(t - start, 1), values) for t, values in changes]
+                raise AssertionError(f"the execution processes never went idle: {state}; last changes (s, inputs): {trail}")
             time.sleep(0.2)
             now = {name: executed_inputs(port) for name, port in ends.items()}
+            for name, value in now.items():
+                unanswered[name] += value is None
             if None in now.values():
                 continue  # no answer: neither a change nor a quiet reading
             confirmed = time.monotonic()
             if now != seen:
                 seen, quiet_since = now, confirmed
+                changes.append((confirmed, dict(now)))
 
     try:
         trading_env = execution_env(prefix, chaos_db, tmp_path / "trading", ports["trading"])
