@@ -282,7 +282,9 @@ def test_kill_9_of_the_execution_flow_at_seeded_points_executes_every_order_once
                     for name, port in ends.items()
                 }
                 trail = [(round(t - start, 1), values) for t, values in changes]
-                raise AssertionError(f"the execution processes never went idle: {state}; last changes (s, inputs): {trail}")
+                raise AssertionError(
+                    f"the execution processes never went idle: {state}; last changes (s, inputs): {trail}"
+                )
             time.sleep(0.2)
             now = {name: executed_inputs(port) for name, port in ends.items()}
             for name, value in now.items():
