@@ -64,7 +64,7 @@ from execution.paper import PaperVenue
 from execution.portfolio import Portfolio
 from execution.venue import VenueCapabilities
 from flows.kafka_io import OutMessage
-from flows.metrics import EVENTS
+from flows.metrics import EVENTS, export_venue_calls
 from flows.pg_sink import Target, connected
 from flows.risk_step import ORDERS_TOPIC, PortfolioUpdate
 from flows.snapshots import frozen
@@ -288,6 +288,7 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             if records:
                 out.extend(records)
             changed = changed or bool(records)
+            self._export_outcomes(state)
         if state is not None:
             if changed:
                 out.append(PortfolioUpdate(state.manager.view()))
@@ -297,6 +298,16 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
                 BLOCKED.labels(account).set(len(state.pacing.blocked))
         EVENTS.labels(STAGE, "ok").inc(len(values))
         return out, StatefulBatchLogic.RETAIN
+
+    @staticmethod
+    def _export_outcomes(state: ExecutionState) -> None:
+        """The venue calls' outcomes, as the trading flow exports them (errors, ack latency). Taken
+        from the manager at every batch: it keeps them until asked, one per call (a poll on every
+        market event included), and a list that grew for the whole run was deep-copied into every
+        epoch's snapshot."""
+        outcomes = [o for o in state.manager.drain_outcomes() if o.is_evidence]
+        if outcomes:
+            export_venue_calls(state.manager.venue.capabilities.exchange, outcomes)
 
     # -- applying one input ---------------------------------------------------------------------
 
@@ -394,6 +405,7 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             out.extend(records)
             if records:
                 out.append(PortfolioUpdate(state.manager.view()))
+            self._export_outcomes(state)
             BLOCKED.labels(state.manager.portfolio.account).set(len(state.pacing.blocked))
         return out, StatefulBatchLogic.RETAIN
 

@@ -52,6 +52,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from risk.venue_calls import VenueCallOutcome
+
 log = logging.getLogger(__name__)
 
 EVENTS = Counter(
@@ -139,6 +141,17 @@ ORDER_ACK_LATENCY = Histogram(
     ["venue"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+def export_venue_calls(venue: str, outcomes: Iterable[VenueCallOutcome]) -> None:
+    """``bot4_venue_errors_total`` by error class and ``bot4_order_ack_latency_seconds`` (answered
+    submits' round trips; zero on the paper venue, which answers in event time)."""
+    for outcome in outcomes:
+        if not outcome.ok:
+            VENUE_ERRORS.labels(venue, outcome.error or outcome.result.value).inc()
+        elif outcome.is_order_round_trip:
+            ORDER_ACK_LATENCY.labels(venue).observe(outcome.round_trip.total_seconds())
+
 
 # ---- validation: read from the latest `bot4 validate` summary at scrape time (see below)
 

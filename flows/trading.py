@@ -82,13 +82,12 @@ from flows.metrics import (
     FILL_NOTIONAL,
     FILLS,
     LAST_EVENT_TIME,
-    ORDER_ACK_LATENCY,
     ORDER_TRANSITIONS,
     PNL,
     RISK_DECISIONS,
     RISK_STATE,
     STAGE_LATENCY,
-    VENUE_ERRORS,
+    export_venue_calls,
     instrument_label,
 )
 from flows.models import rejects_to_dead_letters as models_dead_letters
@@ -106,7 +105,6 @@ from risk.engine import RiskEngine
 from risk.gate import decision_id
 from risk.market import InstrumentRules, MarketView
 from risk.sizing import propose, propose_amount
-from risk.venue_calls import VenueCallOutcome
 
 log = logging.getLogger(__name__)
 
@@ -703,7 +701,7 @@ class AccountLogic(StatefulBatchLogic[tuple[str, AccountIn], AccountOut, Account
         outcomes = [o for o in state.manager.drain_outcomes() if o.is_evidence]
         if outcomes:
             self._apply(state, engine.observe(machine.on_venue_outcomes(outcomes)), out)
-            _export_venue_calls(state.venue_name, outcomes)
+            export_venue_calls(state.venue_name, outcomes)
             settled = True
         if not settled:
             self._apply(state, engine.observe(machine.tick()), out)
@@ -885,16 +883,6 @@ def _export_counters(records: list[AccountOut]) -> None:
         elif isinstance(record_, Fill):
             FILLS.labels(record_.exchange, record_.side.value).inc()
             FILL_NOTIONAL.labels(record_.exchange).inc(float(record_.price * record_.amount))
-
-
-def _export_venue_calls(venue: str, outcomes: Sequence[VenueCallOutcome]) -> None:
-    """``bot4_venue_errors_total`` by error class and ``bot4_order_ack_latency_seconds`` (answered
-    submits' round trips; zero on the paper venue, which answers in event time)."""
-    for outcome in outcomes:
-        if not outcome.ok:
-            VENUE_ERRORS.labels(venue, outcome.error or outcome.result.value).inc()
-        elif outcome.is_order_round_trip:
-            ORDER_ACK_LATENCY.labels(venue).observe(outcome.round_trip.total_seconds())
 
 
 def _export_gauges(state: AccountState) -> None:

@@ -22,6 +22,7 @@ from core.orders import ApprovedOrder, CancelAllOrders
 from flows.execution import (
     ExecutionProgress,
     PacedCancelAll,
+    PaperExecution,
     decode_instruction,
     instruction_message,
     next_position,
@@ -347,3 +348,16 @@ def test_a_cancel_all_whose_market_data_never_comes_cancels_after_the_longest_wa
     patient = PaperExecution({"main": ACCOUNT}, None, paced=True)
     patient.on_batch([("main", e) for e in capture[:at]] + [("main", order), ("main", cancel)])
     assert patient.notify_at() is None and patient.state is not None and patient.state.pacing.blocked
+
+
+def test_the_step_takes_the_venue_call_outcomes_so_its_snapshot_does_not_grow_with_the_run(capture):
+    # The order manager keeps one outcome per venue call (a poll on every market event included)
+    # until asked; the execution step asks at every batch. Before, nobody did: the list grew for the
+    # whole run and was deep-copied into every epoch's snapshot (a month's replay crawled at the end).
+    for paced in (False, True):
+        step = PaperExecution({"main": ACCOUNT}, None, paced=paced)
+        events = capture[:300]
+        step.on_batch([("main", e) for e in events] + [("main", ExecutionProgress("main", events[-1].ts_event))])
+        state = step.state
+        assert state is not None
+        assert state.manager.drain_outcomes() == [], paced
