@@ -288,16 +288,21 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             if records:
                 out.extend(records)
             changed = changed or bool(records)
-            self._export_outcomes(state)
         if state is not None:
-            if changed:
-                out.append(PortfolioUpdate(state.manager.view()))
-            if self._paced:
-                account = state.manager.portfolio.account
-                HELD_EVENTS.labels(account).set(state.pacing.count())
-                BLOCKED.labels(account).set(len(state.pacing.blocked))
+            self._finish(state, out, changed=changed)
         EVENTS.labels(STAGE, "ok").inc(len(values))
         return out, StatefulBatchLogic.RETAIN
+
+    def _finish(self, state: ExecutionState, out: list[ExecOutput], *, changed: bool) -> None:
+        """The end of a batch or a wake-up: the portfolio when an order record changed it, the venue
+        calls' outcomes, and (paced) what is held and blocked."""
+        if changed:
+            out.append(PortfolioUpdate(state.manager.view()))
+        self._export_outcomes(state)
+        if self._paced:
+            account = state.manager.portfolio.account
+            HELD_EVENTS.labels(account).set(state.pacing.count())
+            BLOCKED.labels(account).set(len(state.pacing.blocked))
 
     @staticmethod
     def _export_outcomes(state: ExecutionState) -> None:
@@ -403,10 +408,7 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             self._release_blocked(state, out)
             records = state.manager.drain()
             out.extend(records)
-            if records:
-                out.append(PortfolioUpdate(state.manager.view()))
-            self._export_outcomes(state)
-            BLOCKED.labels(state.manager.portfolio.account).set(len(state.pacing.blocked))
+            self._finish(state, out, changed=bool(records))
         return out, StatefulBatchLogic.RETAIN
 
     def _instruction(self, state: ExecutionState, item: Instruction | ExecutionProgress, out: list[ExecOutput]) -> None:
