@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,17 @@ rootLogger.appenderRef.stdout.ref = STDOUT
 
 def jars_present() -> bool:
     return any(LIBS.glob("kafka_2.13-*.jar"))
+
+
+def cluster_id(draw: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """A KRaft cluster id as Kafka's ``Uuid.randomUuid`` makes one: 16 random bytes in URL-safe
+    base64 without padding, drawn again while the text starts with '-'. The storage tool's argument
+    parser takes such an id for an option ("argument --cluster-id/-t: expected one argument"): one
+    id in 64, and it failed a make chaos run."""
+    while True:
+        text = base64.urlsafe_b64encode(draw().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 class PrivateKafka:
@@ -90,15 +102,18 @@ class PrivateKafka:
                 ]
             )
         )
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         with self.log.open("ab") as log:
-            subprocess.run(
-                [*self._java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            formatted = subprocess.run(
+                [*self._java, "kafka.tools.StorageTool", "format", "-t", cluster_id(), "-c", str(props)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                check=True,
                 timeout=120,
+                check=False,
             )
+        if formatted.returncode != 0:
+            tail = self.log.read_text(errors="replace").splitlines()[-10:]
+            failed = f"private broker: StorageTool format failed ({formatted.returncode}):"
+            raise RuntimeError("\n".join([failed, *tail]))
         return props
 
     def start(self, timeout: float = 90) -> float:
