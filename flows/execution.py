@@ -435,7 +435,7 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
                 if read_to is None:
                     self._advance(state, key, out, until=item.ts)
                 else:
-                    self._advance(state, key, out, exact=True, stop=read_to.get(key))
+                    self._advance_to(state, key, out, read_to.get(key))
             # All of that happens at T, as in-process, where the venue's clock is T when the
             # cancel-all runs. When the market up to T has not been applied (an instrument the
             # trading flow had not seen, or a legacy cancel-all ahead of its md backlog), the
@@ -463,56 +463,61 @@ class PaperExecution(StatefulBatchLogic[tuple[str, ExecInput], ExecOutput, Execu
             pacing.upto = ts
 
     def _advance(
-        self,
-        state: ExecutionState,
-        key: str,
-        out: list[ExecOutput],
-        *,
-        until: datetime | None = None,
-        exact: bool = False,
-        stop: Position | None = None,
+        self, state: ExecutionState, key: str, out: list[ExecOutput], *, until: datetime | None = None
     ) -> None:
         """Apply ``key``'s held market data up to the trading flow's progress (or ``until``, when
-        earlier) and submit its waiting orders, in decision order.
-
-        For a cancel-all with ``read_to`` (``exact``), ``stop`` is the instrument's position there
-        (None: the trading flow had applied none of it): exactly the events up to it are applied, all of them
-        already read, and a waiting order decided by then is submitted once the events up to its
-        decision are applied, whether or not a later event has arrived yet."""
+        earlier) and submit its waiting orders, in decision order: an order goes once every event
+        of the instrument up to its decision has been applied and one after it has arrived (before
+        then no fill could happen anyway). An event after a waiting order's decision is never
+        applied before that order: the order is submitted first."""
         pacing = state.pacing
         bound = pacing.upto
         if until is not None and (bound is None or until < bound):
             bound = until
         held = pacing.held.get(key)
         waiting = pacing.waiting.get(key)
+        newest = pacing.newest.get(key)
         while True:
-            nxt = next_position(pacing.applied.get(key), held[0][0]) if held else None
-            if exact:
-                go = nxt is not None and stop is not None and nxt <= stop
-            else:
-                go = held is not None and bool(held) and bound is not None and held[0][0] <= bound
-            if waiting:
+            if waiting and newest is not None:
                 decided = _decided_at(waiting[0])
-                if exact:
-                    # Everything up to ``stop`` is here: the order goes once no held event at or
-                    # before its decision is still to be applied.
-                    due = stop is not None and decided <= stop[0] and not (go and held and held[0][0] <= decided)
-                else:
-                    # Submit once every event of the instrument up to the decision has been
-                    # applied and one after it has arrived (before then no fill could happen anyway).
-                    newest = pacing.newest.get(key)
-                    due = newest is not None and newest > decided and (not held or held[0][0] > decided)
-                if due:
+                if newest > decided and (not held or held[0][0] > decided):
                     self._instruct(state.manager, waiting.popleft(), out)
                     continue
-            # An event after a waiting order's decision never gets here: the branch above has
-            # submitted that order first.
-            if go:
-                assert held is not None and nxt is not None
-                self._market(state.manager, held.popleft()[1])
-                pacing.applied[key] = nxt
+            if held and bound is not None and held[0][0] <= bound:
+                self._apply_held(state, key)
                 continue
-            break
+            return
+
+    def _advance_to(self, state: ExecutionState, key: str, out: list[ExecOutput], stop: Position | None) -> None:
+        """For a cancel-all with ``read_to``: apply exactly ``key``'s events up to ``stop``, its
+        position there (None: the trading flow had applied none of it), all of them already read,
+        and submit a waiting order decided by then once the events up to its decision are applied,
+        whether or not a later event has arrived yet."""
+        if stop is None:
+            return
+        pacing = state.pacing
+        held = pacing.held.get(key)
+        waiting = pacing.waiting.get(key)
+        while True:
+            first = held[0][0] if held else None
+            go = first is not None and next_position(pacing.applied.get(key), first) <= stop
+            if waiting:
+                decided = _decided_at(waiting[0])
+                # The order goes once no held event at or before its decision is still to be applied.
+                if decided <= stop[0] and not (go and first is not None and first <= decided):
+                    self._instruct(state.manager, waiting.popleft(), out)
+                    continue
+            if go:
+                self._apply_held(state, key)
+                continue
+            return
+
+    def _apply_held(self, state: ExecutionState, key: str) -> None:
+        """Apply the oldest market event held for ``key`` and move its applied position."""
+        pacing = state.pacing
+        as_of, item = pacing.held[key].popleft()
+        self._market(state.manager, item)
+        pacing.applied[key] = next_position(pacing.applied.get(key), as_of)
 
     @property
     def state(self) -> ExecutionState | None:
